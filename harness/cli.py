@@ -1,0 +1,229 @@
+"""Command line: parse, run the pipeline, map the outcome to an exit code.
+
+The only module that prints verdicts and calls ``sys.exit``.
+Exit codes: 0 all passed, 1 a test failed, 2 no verdict (bad input,
+apply/config/build/boot/SSH failure, timeout, interruption).
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+from harness.errors import EXIT_NO_VERDICT, HarnessError, Interrupted, UserError
+
+if TYPE_CHECKING:
+    from harness.pipeline import Options, Pipeline
+
+log = logging.getLogger("harness")
+
+COMMANDS = {
+    "source": "prepare the kernel source (Debian tarball in the cache, or --tree/--base)",
+    "apply": "source + apply patches/series on a branch in a cache worktree",
+    "config": "... + produce and verify the kernel .config (no compiling)",
+    "build": "... + build the kernel and the selftests",
+    "boot": "... + boot the guest and print how to SSH into it; Ctrl-C stops it",
+    "test": "boot an already-built kernel and run the suites",
+    "run": "everything: source, apply, config, build, boot, suites, report (the default job)",
+}
+
+
+class _Formatter(logging.Formatter):
+    PREFIX = {logging.DEBUG: "D", logging.INFO: "I", logging.WARNING: "W",
+              logging.ERROR: "E", logging.CRITICAL: "E"}
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{self.PREFIX.get(record.levelno, '?')}: {record.getMessage()}"
+
+
+def _positive_int(text: str) -> int:
+    try:
+        v = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+    if v < 1:
+        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="recharge-harness",
+        description="Build, boot and test Linux 6.12 with the memcg recharging series "
+                    "(patches/series) under virtme-ng; JUnit out.",
+    )
+    p.add_argument("-v", "--verbose", action="store_true", help="debug output on the terminal")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    for name, help_text in COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(sp, name)
+    return p
+
+
+def _add_common(sp: argparse.ArgumentParser, name: str) -> None:
+    g = sp.add_argument_group("source")
+    g.add_argument("--tree", type=Path, help="your kernel git tree (never modified; a worktree "
+                   "in the cache is used). Default: Debian linux-source-6.12")
+    g.add_argument("--base", help="commit/branch/tag of --tree to apply the series on "
+                   "(default: its HEAD)")
+    g.add_argument("--series", type=Path, help="series file (default: <project>/patches/series;"
+                   " missing or empty = test the base)")
+    g.add_argument("--out", type=Path, default=Path("out"),
+                   help="parent of the numbered run directories (default: ./out)")
+    g.add_argument("--project", type=Path, help="project checkout with kconfig/, patches/, "
+                   "selftests/ (default: the one this harness is installed from)")
+    if name in ("source", "apply"):
+        return
+    g = sp.add_argument_group("build")
+    g.add_argument("--profile", default="default", help="config profile: default or debug")
+    g.add_argument("--jobs", "-j", type=_positive_int, help="make -j (default: CPU count)")
+    if name in ("config", "build"):
+        return
+    g = sp.add_argument_group("guest")
+    g.add_argument("--memory", default="3G", help="guest memory (default 3G)")
+    g.add_argument("--cpus", type=_positive_int, default=2, help="guest CPUs (default 2)")
+    g.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
+                   help="auto: probe KVM with a short test boot, fall back to TCG (default)")
+    g.add_argument("--tcg-multithread", action="store_true",
+                   help="multi-threaded TCG (default: single-threaded, see README)")
+    g.add_argument("--boot-timeout", type=float, default=300.0,
+                   help="seconds to wait for SSH in the guest (default 300)")
+    g.add_argument("--keep-vm-on-failure", action="store_true",
+                   help="leave the guest running when a stage errors (for debugging)")
+    if name in ("test", "run"):
+        g.add_argument("--suite", action="append", default=[], metavar="NAME",
+                       help="run only this suite (repeatable; e.g. test_memcontrol, recharge)")
+
+
+def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
+    from harness import paths, vm
+    from harness.pipeline import Options
+
+    project = (args.project or paths.project_root()).expanduser().resolve()
+    if not project.is_dir():
+        raise UserError(f"--project {project}: no such directory")
+    if args.base is not None and args.tree is None:
+        raise UserError("--base needs --tree (the Debian source has one fixed base)")
+    if args.tree is not None:
+        from harness.source import validate_tree
+
+        validate_tree(args.tree, args.base)  # bad input fails before a run directory exists
+    if args.series is not None and not args.series.expanduser().is_file():
+        raise UserError(f"--series {args.series}: no such file")
+    memory = vm.parse_memory(getattr(args, "memory", "3G"))
+    from harness.suites import select_suites
+
+    select_suites(list(getattr(args, "suite", []) or []) or None)  # bad names fail fast
+    cache = paths.cache_root().resolve()
+    return Options(
+        command=args.command,
+        tree=args.tree,
+        base=args.base,
+        series=args.series.expanduser().resolve() if args.series else None,
+        out=args.out.expanduser().absolute(),
+        memory=memory,
+        cpus=getattr(args, "cpus", 2),
+        accel=getattr(args, "accel", "auto"),
+        jobs=getattr(args, "jobs", None),
+        profile=getattr(args, "profile", "default"),
+        suites=tuple(getattr(args, "suite", []) or ()),
+        keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),
+        boot_timeout_s=getattr(args, "boot_timeout", 300.0),
+        tcg_multithread=getattr(args, "tcg_multithread", False),
+        project=project,
+        cache=cache,
+        argv=tuple(argv),
+    )
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
+
+
+def _boot_ready(pipeline: "Pipeline") -> None:
+    """``boot``: print how to reach the guest, then wait until Ctrl-C or the VM exits."""
+    vmo = pipeline.ctx.vm
+    accel = pipeline.ctx.accel
+    assert vmo is not None and accel is not None
+    home = vmo.home
+    kh = home / "known_hosts"
+    lines = []
+    for f in vmo.host_key_files():
+        kind, b64 = f.read_text().split()[:2]
+        lines.append(f"[127.0.0.1]:{vmo.port} {kind} {b64}")
+    kh.write_text("\n".join(lines) + "\n")
+    print(f"\nGuest is up ({accel.accel.upper()}). In another terminal:\n"
+          f"  ssh -p {vmo.port} -i {vmo.key_path} -o UserKnownHostsFile={kh} "
+          f"-o IdentitiesOnly=yes root@127.0.0.1\n"
+          f"Console log: {vmo.console_log}\nPress Ctrl-C here to stop the guest.\n", flush=True)
+    try:
+        while vmo.alive():
+            time.sleep(1.0)
+        log.info("the guest exited")
+    except KeyboardInterrupt:  # the normal way to end `boot`
+        log.info("Ctrl-C: stopping the guest")
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    if not argv:
+        argv = ["run"]  # no arguments: the whole job with defaults
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse: usage error -> 2 with its one-line message
+        return int(e.code or 0) if e.code in (0, None) else EXIT_NO_VERDICT
+    if args.command is None:
+        verbose = args.verbose
+        args = parser.parse_args(["run"])
+        args.verbose = verbose
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(_Formatter())
+    handler.setLevel(logging.DEBUG if args.verbose else logging.INFO)
+    root = logging.getLogger()
+    root.setLevel(logging.DEBUG)
+    root.addHandler(handler)
+    old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    from harness import proc
+
+    code = EXIT_NO_VERDICT
+    try:
+        opts = _options(args, argv)
+        from harness.pipeline import Pipeline
+
+        pipeline = Pipeline(opts, on_ready=_boot_ready if args.command == "boot" else None)
+        code = pipeline.run()
+        if code == 0:
+            log.info("PASS (exit 0) - results in %s", pipeline.run_dir)
+        elif code == 1:
+            log.error("FAIL: a test failed (exit 1) - results in %s", pipeline.run_dir)
+        else:
+            failed = [s for s in pipeline.stages if s.status.name == "ERROR"]
+            cause = f"{failed[0].name}: {failed[0].detail}" if failed else "incomplete run"
+            log.error("NO VERDICT (exit 2): %s - see %s", cause, pipeline.run_dir)
+    except HarnessError as e:
+        log.error("%s", e.describe())
+        code = e.exit_code
+    except KeyboardInterrupt:
+        log.error("interrupted by SIGINT")
+        code = EXIT_NO_VERDICT
+    finally:
+        proc.kill_all()
+        signal.signal(signal.SIGTERM, old_term)
+        root.removeHandler(handler)
+    return code
+
+
+def entry() -> None:  # console script
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    entry()

@@ -1,0 +1,70 @@
+"""``metadata.json``: written at the start of a run, after every stage, and at the end.
+
+Two levels, group -> key -> value (tuxmake style).  Always atomic (tmp + rename),
+so a killed run still leaves a readable file describing how far it got.
+"""
+
+from __future__ import annotations
+
+import json
+import shlex
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.model import StageResult, SuiteRun
+from harness.paths import atomic_write
+
+
+class Metadata:
+    def __init__(self, path: Path, argv: list[str]):
+        self.path = path
+        self.data: dict[str, dict[str, Any]] = {
+            "build": {
+                "reproducer_cmdline": shlex.join(["recharge-harness", *argv]),
+                "python": sys.version.split()[0],
+                "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            },
+            "results": {"status": "running", "exit_code": None, "stages": {}, "suites": {}},
+        }
+
+    def set(self, group: str, key: str, value: Any) -> None:
+        self.data.setdefault(group, {})[key] = value
+        self.write()
+
+    def update(self, group: str, values: dict[str, Any]) -> None:
+        self.data.setdefault(group, {}).update(values)
+        self.write()
+
+    def stage(self, st: StageResult) -> None:
+        self.data["results"]["stages"][st.name] = {
+            "status": st.status.name,
+            "duration_s": round(st.duration_s, 2),
+            "log": str(st.log) if st.log else None,
+            "detail": st.detail,
+        }
+        self.write()
+
+    def suites(self, runs: list[SuiteRun]) -> None:
+        self.data["results"]["suites"] = {
+            r.name: {
+                "status": r.status.name,
+                "duration_s": round(r.duration_s, 2),
+                "exit_code": r.exit_code,
+                "sysctl": r.sysctl,
+                "error": r.error,
+            }
+            for r in runs
+        }
+        self.write()
+
+    def finish(self, exit_code: int, verdict: str) -> None:
+        self.data["results"]["status"] = verdict
+        self.data["results"]["exit_code"] = exit_code
+        self.data["build"]["finished"] = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self.write()
+
+    def write(self) -> None:
+        atomic_write(self.path, json.dumps(self.data, indent=2, sort_keys=False, default=str)
+                     + "\n")

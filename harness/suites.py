@@ -1,0 +1,223 @@
+"""Stage 7: the test suites, run in the guest over SSH.
+
+A table, not classes: each :class:`Suite` names a program (in the tree's cgroup
+selftests or in the project's ``selftests/``), the guest directory it runs in,
+its timeout and the value of ``vm.recharge_offline_memcgs`` it needs.
+
+Programs print KTAP and exit 0 pass / 1 fail / 4 skip (kselftest codes).
+Raw output goes to ``ktap/<suite>.tap``; the text is handed to
+``harness.ktap.parse_ktap``.  Each suite's start and end are written to
+``/dev/kmsg`` so kernel-log findings can be attributed to it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Protocol
+
+from harness.errors import UserError
+from harness.model import Status, SuiteRun
+
+log = logging.getLogger(__name__)
+
+SYSCTL = "vm.recharge_offline_memcgs"
+SYSCTL_PATH = "/proc/sys/vm/recharge_offline_memcgs"
+#: kernel-log marker understood by harness.logscan (``<MARKER> begin|end <suite>``).
+MARKER = "RECHARGE-HARNESS:"
+#: ext4 scratch disk mounted by selftests/guest-setup.sh: real page cache + O_TMPFILE.
+SCRATCH = "/mnt/rhscratch"
+
+
+@dataclass(frozen=True)
+class Suite:
+    name: str  # unique; used for ktap/<name>.tap and the JUnit testsuite
+    origin: str  # "cgroup" (the tree's selftests) or "own" (the project's selftests/)
+    program: str  # relative to the origin's build directory
+    args: tuple[str, ...] = ()
+    cwd: str = SCRATCH
+    timeout_s: int = 600
+    sysctl: int | None = None  # value to set before running; None = leave alone
+    needs_sysctl: bool = False  # skip (with reason) when the kernel has no such sysctl
+    description: str = ""
+    #: Run under ``stdbuf -oL -eL``: over SSH stdout is a pipe, and a program that
+    #: forks with unflushed stdio (6.12's test_memcontrol) prints its lines twice.
+    line_buffered: bool = True
+
+
+#: The default suite table.  The project's programs come from selftests/Makefile.
+SUITES: tuple[Suite, ...] = (
+    Suite("recharge[sysctl=1]", "own", "test_recharge", sysctl=1, needs_sysctl=True,
+          timeout_s=900, description="recharging scenarios, feature on"),
+    Suite("recharge[sysctl=0]", "own", "test_recharge", sysctl=0, needs_sysctl=False,
+          timeout_s=900, description="the same scenarios as control, feature off"),
+    Suite("scenarios[sysctl=1]", "own", "scenarios", sysctl=1, needs_sysctl=True,
+          timeout_s=1800, description="extra scenarios (zombies, anon, limits, THP, ...), on"),
+    Suite("scenarios[sysctl=0]", "own", "scenarios", sysctl=0, needs_sysctl=False,
+          timeout_s=1800, description="the same scenarios as negative control, off"),
+    Suite("test_memcontrol", "cgroup", "test_memcontrol", timeout_s=900,
+          description="kernel cgroup selftest: memory controller"),
+    Suite("test_kmem", "cgroup", "test_kmem", timeout_s=600,
+          description="kernel cgroup selftest: kernel memory accounting"),
+    Suite("test_core", "cgroup", "test_core", timeout_s=300,
+          description="kernel cgroup selftest: cgroup core"),
+)
+
+
+def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES) -> list[Suite]:
+    """``--suite`` selection: exact names, or a base name matching all its variants."""
+    if not names:
+        return list(table)
+    chosen: list[Suite] = []
+    for n in names:
+        hits = [s for s in table if s.name == n or s.name.split("[")[0] == n]
+        if not hits:
+            valid = ", ".join(dict.fromkeys(s.name for s in table))
+            raise UserError(f"--suite {n!r}: unknown suite (valid: {valid})")
+        chosen.extend(h for h in hits if h not in chosen)
+    return chosen
+
+
+class Runner(Protocol):
+    def run(self, command: str, timeout: float, *, cwd: str | None = None,
+            kill_after: float = 10.0) -> Any: ...
+
+
+def _parse(text: str, name: str) -> Any:
+    try:
+        from harness.ktap import parse_ktap
+    except ImportError:  # written in parallel; the run still reports exit codes
+        return None
+    try:
+        return parse_ktap(text, name)
+    except Exception as e:  # a parser bug must not lose the run
+        log.error("suites: KTAP parser failed on %s: %s", name, e)
+        return None
+
+
+def _judge(result: Any, exit_code: int | None, text: str) -> tuple[Status, str | None]:
+    try:
+        from harness.ktap import judge
+    except ImportError:
+        return status_from(exit_code, text, result)
+    status, why = judge(result, exit_code)
+    return status, (why or None)
+
+
+_NOT_OK_RE = re.compile(r"^not ok \d+", re.M)
+_SKIP_ALL_RE = re.compile(r"^1\.\.0\s*#\s*SKIP", re.M | re.I)
+
+
+def status_from(exit_code: int | None, text: str, result: Any) -> tuple[Status, str | None]:
+    """Suite status from the exit code, the raw text and (if any) the parsed result."""
+    if exit_code is None:
+        return Status.ERROR, "no exit status"
+    if exit_code == 124:
+        return Status.ERROR, "timed out"
+    if exit_code >= 128 or exit_code < 0:
+        return Status.ERROR, f"killed by signal {exit_code - 128 if exit_code >= 128 else -exit_code}"
+    parsed = getattr(result, "status", None)
+    if isinstance(parsed, Status) and parsed in (Status.ERROR,):
+        return Status.ERROR, getattr(result, "error", None) or "KTAP error"
+    if exit_code == 4 or (exit_code == 0 and _SKIP_ALL_RE.search(text)):
+        return Status.SKIP, None
+    if exit_code != 0 or _NOT_OK_RE.search(text):
+        return Status.FAIL, None
+    if isinstance(parsed, Status) and parsed == Status.FAIL:
+        return Status.FAIL, None
+    return Status.PASS, None
+
+
+def not_run(suite: Suite, reason: str, status: Status = Status.NOTRUN) -> SuiteRun:
+    return SuiteRun(name=suite.name, status=status, duration_s=0.0, raw_output="",
+                    exit_code=None, error=reason, sysctl=None, result=None)
+
+
+def run_suite(
+    guest: Runner,
+    suite: Suite,
+    program_dir: Path | None,
+    ktap_dir: Path,
+    *,
+    timeout_scale: float = 1.0,
+) -> SuiteRun:
+    """Run one suite in the guest; never raises for a test outcome."""
+    if program_dir is None:
+        return not_run(suite, f"{suite.origin} selftests not available (not built)")
+    program = program_dir / suite.program
+    if not program.is_file():
+        return not_run(suite, f"{program} not built")
+    sysctl_value: int | None = None
+    probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent", 30)
+    current = probe.stdout.strip()
+    present = probe.exit_code == 0 and current.isdigit()
+    if suite.sysctl is not None:
+        if not present:
+            if suite.needs_sysctl:
+                return not_run(suite, f"sysctl {SYSCTL} absent (kernel without the series)",
+                               Status.SKIP)
+        else:
+            res = guest.run(f"echo {suite.sysctl} > {SYSCTL_PATH} && cat {SYSCTL_PATH}", 30)
+            if res.exit_code != 0 or res.stdout.strip() != str(suite.sysctl):
+                return not_run(suite, f"could not set {SYSCTL}={suite.sysctl}: "
+                               f"{(res.stderr or res.error or '').strip()[:120]}", Status.ERROR)
+            sysctl_value = suite.sysctl
+    elif present:
+        sysctl_value = int(current)
+    cd = guest.run(f"test -d {shlex.quote(suite.cwd)}", 30)
+    if cd.exit_code != 0:
+        return not_run(suite, f"guest directory {suite.cwd} missing (did guest-setup.sh run?)",
+                       Status.ERROR)
+    timeout = int(suite.timeout_s * timeout_scale)
+    argv = shlex.join([*(["stdbuf", "-oL", "-eL"] if suite.line_buffered else []),
+                       str(program), *suite.args])
+    mark = shlex.quote(f"{MARKER} begin {suite.name}")
+    guest.run(f"echo {mark} > /dev/kmsg", 30)
+    log.info("suites: %s (timeout %ds, cwd %s)", suite.name, timeout, suite.cwd)
+    start = time.monotonic()
+    res = guest.run(argv, timeout, cwd=suite.cwd)
+    duration = time.monotonic() - start
+    guest.run(f"echo {shlex.quote(f'{MARKER} end {suite.name}')} > /dev/kmsg", 30)
+    text = res.stdout
+    ktap_dir.mkdir(parents=True, exist_ok=True)
+    (ktap_dir / f"{suite.name}.tap").write_text(text, encoding="utf-8")
+    if res.stderr:
+        (ktap_dir / f"{suite.name}.stderr").write_text(res.stderr, encoding="utf-8")
+    result = _parse(text, suite.name)
+    if res.exit_code is None:
+        status, error = Status.ERROR, res.error or "no exit status"
+    elif res.timed_out:
+        status, error = Status.ERROR, f"timed out after {timeout}s (killed)"
+    else:
+        status, error = _judge(result, res.exit_code, text)
+    log.info("suites: %s -> %s%s (%.0fs)", suite.name, status.name,
+             f" ({error})" if error else "", duration)
+    return SuiteRun(name=suite.name, status=status, duration_s=duration, raw_output=text,
+                    exit_code=res.exit_code, error=error, sysctl=sysctl_value, result=result)
+
+
+def run_suites(
+    guest: Runner,
+    suites: list[Suite],
+    dirs: dict[str, Path | None],
+    ktap_dir: Path,
+    *,
+    timeout_scale: float = 1.0,
+    alive: Callable[[], bool] | None = None,
+) -> list[SuiteRun]:
+    """Run ``suites`` in order; once the guest is gone the rest are NOTRUN."""
+    runs: list[SuiteRun] = []
+    dead: str | None = None
+    for s in suites:
+        if dead is not None:
+            runs.append(not_run(s, dead))
+            continue
+        r = run_suite(guest, s, dirs.get(s.origin), ktap_dir, timeout_scale=timeout_scale)
+        runs.append(r)
+        if r.status == Status.ERROR and alive is not None and not alive():
+            dead = f"not run: the guest died during {s.name}"
+    return runs

@@ -1,0 +1,474 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Standalone port of the kernel's test_memcg_recharge (patch 8 of the
+ * series): memory charged to a removed (offline) memcg is recharged to the
+ * memcg of a process that uses it.
+ *
+ * Two setups (shmem on tmpfs, regular files on a block filesystem) times
+ * four scenarios:
+ *   mapped_before  the file is mapped by the new owner before the old
+ *                  memcg dies: the offline worker recharges mapped folios
+ *   mapped_after   mapped with MAP_POPULATE after the memcg died: deferred
+ *                  recharge through the GUP touch (folio_mark_accessed)
+ *   written_after  overwritten with write(2) after: deferred, dirtying
+ *   read_after     read with read(2) after: deferred, folio_mark_accessed
+ *
+ * Each case: parent P (+memory) with children C1 and C2.  C1 writes the
+ * file, so its pages are charged to C1.  C1 is removed.  A process in C2
+ * uses the file.  Expected: C2's memory.current and memory.stat key
+ * (shmem or file) grow by the file size, and nothing stays behind in the
+ * dead C1: P's stat key equals C2's.
+ *
+ * SKIPs when vm.recharge_offline_memcgs is 0 or missing, unless --control
+ * is given: then (sysctl 0 or missing) every case asserts the opposite, the
+ * memory stays with the dead cgroup.
+ *
+ * Output is KTAP.  Exit: 0 pass, 1 fail, 4 all skipped.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "../lib/cgutil.h"
+
+#define SCRATCH_DIR	"/mnt/rhscratch"
+#define SHMEM_DIR	"/run/rhtmp"
+
+enum scenario { MAPPED_BEFORE, MAPPED_AFTER, WRITTEN_AFTER, READ_AFTER };
+
+static const char * const scenario_names[] = {
+	"mapped_before", "mapped_after", "written_after", "read_after",
+};
+
+struct setup {
+	const char *name;
+	const char *key;	/* memory.stat key */
+	char dir[256];
+	char unavailable[200];	/* non-empty: SKIP reason */
+};
+
+static struct setup setups[2] = {
+	{ .name = "shmem", .key = "shmem" },
+	{ .name = "file", .key = "file" },
+};
+
+static long file_size = RH_MB(50);
+static bool control_mode;
+static long timeout_ms;
+static long settle_ms = 3000;
+static int kmsg_fd = -1;
+static char private_tmpfs[128];
+
+static void prepare_setups(void)
+{
+	struct setup *sh = &setups[0], *fl = &setups[1];
+
+	/* shmem: the guest's /run/rhtmp, or a tmpfs of our own. */
+	if (on_fstype(SHMEM_DIR, "tmpfs")) {
+		snprintf(sh->dir, sizeof(sh->dir), "%s", SHMEM_DIR);
+	} else {
+		snprintf(private_tmpfs, sizeof(private_tmpfs),
+			 "/tmp/rh-port-tmpfs.%d", getpid());
+		if (unshare(CLONE_NEWNS) ||
+		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
+		    (mkdir(private_tmpfs, 0700) && errno != EEXIST) ||
+		    mount("rhtmp", private_tmpfs, "tmpfs", 0, "size=1g")) {
+			snprintf(sh->unavailable, sizeof(sh->unavailable),
+				 "no tmpfs at %s and cannot mount one: %s",
+				 SHMEM_DIR, strerror(errno));
+			private_tmpfs[0] = 0;
+		} else {
+			snprintf(sh->dir, sizeof(sh->dir), "%s",
+				 private_tmpfs);
+		}
+	}
+
+	/* Regular files need a block filesystem with a real page cache. */
+	snprintf(fl->dir, sizeof(fl->dir), "%s", SCRATCH_DIR);
+	if (!on_fstype(SCRATCH_DIR, "ext4") &&
+	    !on_fstype(SCRATCH_DIR, "xfs") &&
+	    !on_fstype(SCRATCH_DIR, "btrfs"))
+		snprintf(fl->unavailable, sizeof(fl->unavailable),
+			 "no block filesystem mounted at %s (run selftests/guest-setup.sh)",
+			 SCRATCH_DIR);
+}
+
+struct stat_probe {
+	const char *cg;
+	const char *key;
+};
+
+static long probe_stat(void *ctx)
+{
+	struct stat_probe *p = ctx;
+
+	return cg_stat(p->cg, p->key);
+}
+
+struct residual_probe {
+	const char *parent;
+	const char *child;
+	const char *key;
+};
+
+/* What the dead child still holds: parent's stat minus the live child's. */
+static long probe_residual(void *ctx)
+{
+	struct residual_probe *p = ctx;
+	long a = cg_stat(p->parent, p->key), b = cg_stat(p->child, p->key);
+
+	if (a < 0 || b < 0)
+		return LONG_MIN + 1;
+	return a - b;
+}
+
+#define PASS_WAIT_MS	1000
+
+/*
+ * One access pass of child2 after the offline.  Pass 1 of mapped_after
+ * maps the file (MAP_POPULATE touches every page through GUP); later
+ * passes touch the mapping again with MADV_POPULATE_READ.
+ */
+static long do_pass(struct agent *ag, enum scenario sc, const char *path,
+		    int pass, long *slot)
+{
+	long v;
+
+	switch (sc) {
+	case MAPPED_BEFORE:
+		return 0;
+	case MAPPED_AFTER:
+		if (pass == 1) {
+			*slot = agent_do(ag, AG_MAP, path, 0, file_size,
+					 AGF_POPULATE);
+			return *slot < 0 ? *slot : 0;
+		}
+		return agent_do(ag, AG_POPULATE, NULL, *slot, 0, 0);
+	case WRITTEN_AFTER:
+		/* Clean the pages first so that the write dirties them. */
+		v = agent_do(ag, AG_FSYNC, path, 0, 0, 0);
+		if (!v)
+			v = agent_do(ag, AG_WRITE, path, 0, file_size, 0);
+		return v == file_size ? 0 : (v < 0 ? v : -EIO);
+	case READ_AFTER:
+		v = agent_do(ag, AG_READ, path, 0, file_size, 0);
+		return v == file_size ? 0 : (v < 0 ? v : -EIO);
+	}
+	return -EINVAL;
+}
+
+static int run_case(struct setup *s, enum scenario sc, const char *name)
+{
+	char *parent = NULL, *c1 = NULL, *c2 = NULL, path[PATH_MAX], tag[64];
+	struct agent a1 = { .pid = -1 }, a2 = { .pid = -1 };
+	bool expect = !control_mode, is_file = !strcmp(s->key, "file");
+	struct rh_counters before;
+	struct stat_probe sp;
+	struct residual_probe rp;
+	long v, cur, t0, slot = -1, mb = file_size >> 20, last_pass_val = -1;
+	int ret = RH_FAIL, passes;
+
+	if (s->unavailable[0])
+		return rh_skip("%s", s->unavailable);
+
+	snprintf(tag, sizeof(tag), "rh_port_%d_%s", getpid(), name);
+	parent = cg_join(cg_root(), tag);
+	c1 = cg_join(parent, "child1");
+	c2 = cg_join(parent, "child2");
+	snprintf(path, sizeof(path), "%s/%s", s->dir, tag);
+	if (!parent || !c1 || !c2)
+		goto out;
+	if (cg_create(parent) || cg_enable_memory(parent) || cg_create(c1) ||
+	    cg_create(c2)) {
+		ret = rh_fail("cannot create cgroups under %s: %s", parent,
+			      strerror(errno));
+		goto out;
+	}
+
+	/*
+	 * Create the file outside P.  On a block filesystem reserve its
+	 * blocks now, so that writing it from C1 needs no allocator metadata
+	 * (bitmaps) that would be charged to C1 and stay there.
+	 */
+	unlink(path);
+	if (is_file ? fallocate_file(path, file_size) :
+		      fill_file(path, 0, false)) {
+		ret = rh_fail("cannot create %s: %s", path, strerror(errno));
+		goto out;
+	}
+
+	/* Phase 1: C1 writes the file and exits. */
+	if (agent_start(&a1, c1)) {
+		ret = rh_fail("cannot start a process in %s", c1);
+		goto out;
+	}
+	v = agent_do(&a1, AG_WRITE, path, 0, file_size, is_file ? AGF_SYNC : 0);
+	agent_stop(&a1);
+	if (v != file_size) {
+		ret = rh_fail("writing %s from child1: %ld", path, v);
+		goto out;
+	}
+	sp.cg = c1;
+	sp.key = s->key;
+	if (!rh_poll(probe_stat, &sp, rh_ge, file_size, timeout_ms,
+		     rh_step_ms, &v)) {
+		ret = rh_fail("child1 %s=%ld after writing %ld MB, expected >= %ld",
+			      s->key, v, mb, file_size);
+		goto out;
+	}
+	cur = cg_read_long(c1, "memory.current");
+	if (cur < file_size) {
+		ret = rh_fail("child1 memory.current=%ld < %ld", cur, file_size);
+		goto out;
+	}
+
+	/* The future owner. */
+	if (agent_start(&a2, c2)) {
+		ret = rh_fail("cannot start a process in %s", c2);
+		goto out;
+	}
+	if (sc == MAPPED_BEFORE) {
+		slot = agent_do(&a2, AG_MAP, path, 0, file_size, AGF_POPULATE);
+		if (slot < 0) {
+			ret = rh_fail("mapping %s: %s", path, strerror(-slot));
+			goto out;
+		}
+	}
+
+	/* Using memory charged to a live memcg charges nothing to C2. */
+	v = cg_stat(c2, s->key);
+	cur = cg_read_long(c2, "memory.current");
+	if (v != 0 || cur > RH_MB(2)) {
+		ret = rh_fail("before offline child2 has %s=%ld memory.current=%ld (expected 0 and <= 2 MB)",
+			      s->key, v, cur);
+		goto out;
+	}
+
+	/* Offline C1. */
+	rh_counters_read(&before);
+	if (cg_rmdir(c1)) {
+		ret = rh_fail("rmdir %s: %s", c1, strerror(errno));
+		goto out;
+	}
+	t0 = now_ms();
+
+	sp.cg = c2;
+	rp.parent = parent;
+	rp.child = c2;
+	rp.key = s->key;
+
+	/*
+	 * The deferred path is best effort per access (a folio whose turn
+	 * comes while the kernel's bounded queue is busy waits for the next
+	 * access), so the new owner keeps using the file: one pass, then
+	 * another whenever a pass brought no complete result within its wait.
+	 * The offline walk (mapped_before) needs no further access.
+	 */
+	for (passes = 1;; passes++) {
+		v = do_pass(&a2, sc, path, passes, &slot);
+		if (v < 0) {
+			ret = rh_fail("%s by child2 failed (pass %d): %s",
+				      scenario_names[sc], passes, strerror(-v));
+			goto out;
+		}
+		if (!expect)
+			break;
+		if (rh_poll(probe_stat, &sp, rh_ge, file_size, PASS_WAIT_MS,
+			    rh_step_ms, &v))
+			break;
+		if ((now_ms() - t0 > timeout_ms &&
+		     (sc == MAPPED_BEFORE || v <= last_pass_val)) ||
+		    now_ms() - t0 > 4 * timeout_ms) {
+			ret = rh_fail("child2 %s=%ld after %d passes and %ld ms, expected >= %ld",
+				      s->key, v, passes, now_ms() - t0,
+				      file_size);
+			goto diag;
+		}
+		last_pass_val = v;
+	}
+
+	if (expect) {
+		ktap_diag("%s: child2 %s reached %ld MB after %ld ms, %d access pass(es)",
+			  name, s->key, v >> 20, now_ms() - t0, passes);
+		cur = cg_read_long(c2, "memory.current");
+		if (cur < file_size) {
+			ret = rh_fail("child2 memory.current=%ld < %ld", cur,
+				      file_size);
+			goto diag;
+		}
+		/* Nothing may stay behind in the dead child1. */
+		if (!rh_poll(probe_residual, &rp, rh_eq, 0, timeout_ms,
+			     rh_step_ms, &v)) {
+			ret = rh_fail("%ld bytes of %s stay with the dead child1 (parent %ld, child2 %ld)",
+				      v, s->key, cg_stat(parent, s->key),
+				      cg_stat(c2, s->key));
+			goto diag;
+		}
+	} else {
+		/* Control: give recharging every chance, then expect none. */
+		if (rh_poll(probe_stat, &sp, rh_ge, file_size / 10, settle_ms,
+			    rh_step_ms, &v)) {
+			ret = rh_fail("recharging is off but child2 %s=%ld", s->key,
+				      v);
+			goto diag;
+		}
+		v = probe_residual(&rp);
+		if (v < file_size * 9 / 10) {
+			ret = rh_fail("recharging is off but only %ld bytes of %s stay with the dead child1",
+				      v, s->key);
+			goto diag;
+		}
+		ktap_diag("%s: control: %ld MB of %s stay with the dead child1, child2 %s=%ld, nr_dying_descendants=%ld",
+			  name, v >> 20, s->key, s->key, cg_stat(c2, s->key),
+			  cg_nr_dying(parent));
+	}
+	ret = RH_PASS;
+diag:
+	rh_counters_diag(name, &before, NULL);
+out:
+	agent_kill(&a1);
+	agent_kill(&a2);
+	if (c2)
+		cg_destroy(c2);
+	if (c1)
+		cg_destroy(c1);
+	if (parent)
+		cg_destroy(parent);
+	unlink(path);
+	free(parent);
+	free(c1);
+	free(c2);
+	if (kmsg_scan(kmsg_fd, name) && ret == RH_PASS)
+		ret = rh_fail("suspicious kernel log messages during the case");
+	return ret;
+}
+
+static void usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [-l] [-t NAME]... [-s MB] [--timeout MS] [--control]\n"
+		"  -l           list the cases\n"
+		"  -t NAME      run only NAME (repeatable)\n"
+		"  -s MB        file size per case (default 50)\n"
+		"  --timeout MS polling budget per wait (default $RH_TIMEOUT_MS or 20000)\n"
+		"  --settle MS  control: how long to wait for recharging that must not happen (default 3000)\n"
+		"  --control    with the sysctl at 0 (or missing) assert that nothing is recharged\n",
+		prog);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "settle", required_argument, NULL, 'S' },
+		{ "control", no_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	char names[8][64], why[256];
+	const char *only[16];
+	int nr_only = 0, i, j, n, opt, sysctl, nr_sel = 0, res;
+	bool sel[8];
+
+	timeout_ms = rh_timeout_ms();
+	for (i = 0; i < 2; i++)
+		for (j = 0; j < 4; j++)
+			snprintf(names[i * 4 + j], sizeof(names[0]), "%s_%s",
+				 setups[i].name, scenario_names[j]);
+
+	while ((opt = getopt_long(argc, argv, "lt:s:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			for (i = 0; i < 8; i++)
+				printf("%s\n", names[i]);
+			return 0;
+		case 't':
+			if (nr_only < 16)
+				only[nr_only++] = optarg;
+			break;
+		case 's':
+			file_size = RH_MB(atol(optarg));
+			break;
+		case 'T':
+			timeout_ms = atol(optarg);
+			break;
+		case 'S':
+			settle_ms = atol(optarg);
+			break;
+		case 'c':
+			control_mode = true;
+			break;
+		default:
+			usage(argv[0]);
+			return opt == 'h' ? 0 : 2;
+		}
+	}
+	if (file_size <= 0) {
+		usage(argv[0]);
+		return 2;
+	}
+
+	for (i = 0; i < 8; i++) {
+		sel[i] = !nr_only;
+		for (j = 0; j < nr_only; j++)
+			if (!strcmp(only[j], names[i]))
+				sel[i] = true;
+		nr_sel += sel[i];
+	}
+	if (!nr_sel) {
+		fprintf(stderr, "no such case; -l lists them\n");
+		return 2;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	ktap_header(nr_sel);
+	sysctl = rh_sysctl_get();
+	ktap_diag("vm.recharge_offline_memcgs=%d%s, file size %ld MB, %s mode",
+		  sysctl, sysctl < 0 ? " (missing)" : "", file_size >> 20,
+		  control_mode ? "control" : "recharge");
+
+	why[0] = 0;
+	if (cg_setup_root(why, sizeof(why)) == 0) {
+		if (control_mode && sysctl == 1)
+			snprintf(why, sizeof(why),
+				 "--control needs vm.recharge_offline_memcgs=0 (it is 1)");
+		else if (!control_mode && sysctl < 0)
+			snprintf(why, sizeof(why),
+				 "vm.recharge_offline_memcgs is missing (kernel without memcg recharging)");
+		else if (!control_mode && sysctl == 0)
+			snprintf(why, sizeof(why),
+				 "memcg recharging is disabled (vm.recharge_offline_memcgs=0)");
+	}
+	if (!why[0]) {
+		prepare_setups();
+		kmsg_fd = kmsg_open();
+		kmsg_scan(kmsg_fd, "before");
+	}
+
+	for (i = 0, n = 0; i < 8; i++) {
+		if (!sel[i])
+			continue;
+		n++;
+		rh_skip_reason[0] = 0;
+		if (why[0])
+			res = rh_skip("%s", why);
+		else
+			res = run_case(&setups[i / 4], i % 4, names[i]);
+		ktap_result(names[i], res, rh_skip_reason);
+	}
+
+	if (private_tmpfs[0]) {
+		umount2(private_tmpfs, MNT_DETACH);
+		rmdir(private_tmpfs);
+	}
+	return ktap_exit_code();
+}

@@ -1,0 +1,121 @@
+"""End to end: really configure + build (incremental through the cache), boot a
+guest with virtme-ng, talk to it over SSH, and prove that SIGINT/SIGTERM during
+boot leave no QEMU behind.
+
+Slow (a cold kernel build is ~15-20 min on 2 cores; warm: seconds).  Select with
+``-m e2e``, skip with ``-m "not e2e"``.  Uses the real cache
+(``$RECHARGE_HARNESS_CACHE`` or ``~/.cache/recharge-harness``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from harness import paths, vm
+from harness.ssh import Guest
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+HARNESS = [sys.executable, "-m", "harness"]
+
+
+def qemu_processes(marker: str) -> list[int]:
+    """PIDs of QEMU processes whose command line mentions ``marker``."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            cmd = Path(f"/proc/{entry}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if "qemu-system" in cmd and marker in cmd:
+            pids.append(int(entry))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:  # type: ignore[type-arg]
+    out = tmp_path_factory.mktemp("e2e-build")
+    logf = out / "harness-build.out"
+    with open(logf, "w") as f:
+        res = subprocess.run([*HARNESS, "build", "--out", str(out)], cwd=REPO, stdout=f,
+                             stderr=subprocess.STDOUT, timeout=3 * 3600)
+    text = logf.read_text()
+    assert res.returncode == 0, f"recharge-harness build failed:\n{text[-3000:]}"
+    run_dir = out / "1"
+    meta = json.loads((run_dir / "metadata.json").read_text())
+    return run_dir, meta
+
+
+def test_build_boot_and_ssh(built: tuple[Path, dict], tmp_path: Path) -> None:  # type: ignore[type-arg]
+    run_dir, meta = built
+    assert meta["results"]["exit_code"] == 0
+    bz = run_dir / "kernel" / "bzImage"
+    release = (Path(meta["config"]["kbuild"]) / "include/config/kernel.release").read_text().strip()
+    accel = vm.choose_accel("auto", bz, paths.cache_root(), tmp_path / "probe")
+    ext4, swap = vm.make_scratch_images(tmp_path / "vm")
+    spec = vm.VmSpec(bzimage=bz, memory="1G", cpus=2, accel=accel.accel, disks=(ext4, swap),
+                     budget_s=900, force_9p=not vm.virtiofsd_available())
+    v = vm.Vm(spec, tmp_path / "vm")
+    try:
+        v.start()
+        g = Guest("127.0.0.1", v.port, "root", v.key_path, v.host_key_files())
+        g.connect(300, alive=v.alive)
+        boot_s = time.monotonic() - v.started_at
+        r = g.run("uname -r; id -u; cat /proc/sys/kernel/osrelease", 60)
+        assert r.exit_code == 0, r
+        uname, uid, _ = r.stdout.split()
+        assert uname == release and uid == "0"
+        r = g.run("blkid -L rhscratch; blkid -L rhswap", 60)
+        assert r.exit_code == 0 and r.stdout.split() == ["/dev/vda", "/dev/vdb"] or \
+            len(r.stdout.split()) == 2, r
+        r = g.run("sleep 30", 2, kill_after=1)
+        assert r.timed_out
+        g.get("/proc/version", tmp_path / "version")
+        assert release in (tmp_path / "version").read_text()
+        g.close()
+        print(f"\nE2E: {accel.accel.upper()} ({accel.reason}); boot-to-SSH {boot_s:.1f}s")
+        (REPO / "out").mkdir(exist_ok=True)
+    finally:
+        v.stop()
+    assert not qemu_processes(str(tmp_path)), "QEMU left behind after stop()"
+    assert "Linux version" in v.console_text()  # console captured
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_signal_during_boot_leaves_no_qemu(built: tuple[Path, dict], tmp_path: Path,  # type: ignore[type-arg]
+                                           sig: signal.Signals) -> None:
+    out = tmp_path / "out"
+    p = subprocess.Popen([*HARNESS, "test", "--out", str(out), "--accel", "tcg",
+                          "--suite", "test_core"], cwd=REPO, stdout=subprocess.DEVNULL,
+                         stderr=open(tmp_path / "harness.err", "w"), start_new_session=True)
+    try:
+        deadline = time.monotonic() + 180
+        while not qemu_processes(str(out)) and time.monotonic() < deadline:
+            assert p.poll() is None, (tmp_path / "harness.err").read_text()[-2000:]
+            time.sleep(0.2)
+        assert qemu_processes(str(out)), "QEMU never started"
+        time.sleep(2)  # mid-boot
+        p.send_signal(sig)  # to the harness only: it must clean up its children itself
+        rc = p.wait(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    err = (tmp_path / "harness.err").read_text()
+    assert rc == 2, err[-2000:]
+    time.sleep(0.5)
+    assert not qemu_processes(str(out)), "QEMU left behind"
+    meta = json.loads((out / "1" / "metadata.json").read_text())
+    assert meta["results"]["exit_code"] == 2
+    assert sig.name in meta["results"].get("error", "") or "interrupted" in err
+    assert not (out / "1" / "vm" / "home").exists()  # private key removed

@@ -1,0 +1,97 @@
+"""build: make command, progress, first error, skip when up to date, selftests."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from _fakes import isolate, make_fake_tree  # noqa: F401
+from harness import build
+from harness.errors import BuildError
+
+
+def _kbuild(tmp_path: Path) -> Path:
+    kb = tmp_path / "kbuild" / "k"
+    kb.mkdir(parents=True)
+    (kb / ".config").write_text("CONFIG_MEMCG=y\n")
+    return kb
+
+
+def test_first_error_prefers_compiler_errors() -> None:
+    log = ("  CC      a.o\nmake[2]: *** [a.o] Error 1\n"
+           "mm/memcontrol.c:12:5: error: 'nope' undeclared\nld: undefined reference to `x'\n")
+    assert build.first_error(log) == "mm/memcontrol.c:12:5: error: 'nope' undeclared"
+    assert build.first_error("make: *** [x] Error 2\n") == "make: *** [x] Error 2"
+    assert build.first_error("all good\n") == ""
+
+
+def test_make_kernel_builds_then_skips(tmp_path: Path) -> None:
+    tree = make_fake_tree(tmp_path / "tree")
+    kb = _kbuild(tmp_path)
+    r = build.make_kernel(tree, "c1", kb, tmp_path / "cache", tmp_path / "b.log",
+                          progress_stream=io.StringIO())
+    assert not r.skipped and r.bzimage.is_file() and r.compiled == 2
+    log = (tmp_path / "b.log").read_text()
+    assert f"make O={kb} -j" in log and "CC=ccache gcc" in log and "bzImage" in log
+    assert (kb / ".harness-cc-count").read_text().strip() == "2"
+    r2 = build.make_kernel(tree, "c1", kb, tmp_path / "cache", tmp_path / "b2.log")
+    assert r2.skipped and (kb / "build-count").read_text().count("\n") == 1
+    # a new commit (or .config) means make runs again
+    r3 = build.make_kernel(tree, "c2", kb, tmp_path / "cache", tmp_path / "b3.log")
+    assert not r3.skipped and (kb / "build-count").read_text().count("\n") == 2
+
+
+def test_build_error_names_first_error_and_log(tmp_path: Path) -> None:
+    tree = make_fake_tree(tmp_path / "tree")
+    (tree / "FAIL").write_text("1")
+    kb = _kbuild(tmp_path)
+    with pytest.raises(BuildError) as e:
+        build.make_kernel(tree, "c1", kb, tmp_path / "cache", tmp_path / "b.log")
+    assert "kernel build failed: mm/memcontrol.c:12:5: error: 'nope' undeclared" in str(e.value)
+    assert e.value.log == tmp_path / "b.log"
+    assert not (kb / ".harness-build-stamp").exists()
+
+
+def test_ccache_env() -> None:
+    env = build.ccache_env(Path("/c"))
+    assert env["CCACHE_DIR"] == "/c/ccache" and env["CCACHE_BASEDIR"] == "/c"
+    assert env["CCACHE_NOHASHDIR"] == "1"
+
+
+def test_progress_non_tty_and_tty() -> None:
+    s = io.StringIO()
+    p = build.Progress("build", expected=4, stream=s, period_s=0)
+    p.line("  CC      mm/a.o")
+    p.line("  CC      mm/b.o")
+    assert p.count == 2 and "2/4 (50%) compiled" in p.render() and "mm/b.o" in p.render()
+
+    class Tty(io.StringIO):
+        def isatty(self) -> bool:
+            return True
+
+    t = Tty()
+    p2 = build.Progress("build", None, stream=t)
+    p2.line("  CC      x.o")
+    p2.done()
+    assert "\r" in t.getvalue() and "1 compiled" in t.getvalue()
+
+
+def test_make_selftests_reports_missing_project_selftests(tmp_path: Path) -> None:
+    tree = make_fake_tree(tmp_path / "tree")
+    kb = _kbuild(tmp_path)
+    project = tmp_path / "project"
+    project.mkdir()
+    r = build.make_selftests(tree, kb, project, tmp_path / "s.log")
+    assert r.cgroup_dir == kb / "kselftest" / "cgroup"
+    assert (r.cgroup_dir / "test_memcontrol").is_file()
+    assert (kb / "usr" / "include" / "linux" / "memcontrol.h").is_file()
+    assert r.own_dir is None and "selftests are not available" in r.problems[0]
+    # with a project Makefile: called with O= and KHDR_INCLUDES
+    (project / "selftests").mkdir()
+    (project / "selftests" / "Makefile").write_text(
+        "all:\n\tmkdir -p $(O) && echo '$(KHDR_INCLUDES)' > $(O)/khdr\n")
+    r2 = build.make_selftests(tree, kb, project, tmp_path / "s.log")
+    assert r2.own_dir == kb / "recharge-selftests" and r2.problems == ()
+    assert (r2.own_dir / "khdr").read_text().strip() == f"-I{kb / 'usr' / 'include'}"

@@ -1,0 +1,88 @@
+"""ssh: back-off/deadline, run with timeouts, SFTP, host-key pinning (against a local sshd)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from _fakes import isolate  # noqa: F401
+from harness import vm
+from harness.errors import SshError
+from harness.ssh import Guest
+
+SSHD = "/usr/sbin/sshd"
+
+
+@pytest.fixture
+def sshd(tmp_path: Path):  # type: ignore[no-untyped-def]
+    """A throw-away sshd on 127.0.0.1 with a per-test client key and host key."""
+    if not os.access(SSHD, os.X_OK) or os.geteuid() != 0 or not shutil.which("ssh-keygen"):
+        pytest.skip("needs root and openssh-server")
+    d = tmp_path / "sshd"
+    d.mkdir()
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / name)],
+                       check=True)
+    (d / "authorized_keys").write_text((d / "client.pub").read_text())
+    port = vm.free_port()
+    (d / "sshd_config").write_text(
+        f"Port {port}\nListenAddress 127.0.0.1\nHostKey {d / 'host'}\n"
+        f"AuthorizedKeysFile {d / 'authorized_keys'}\nPermitRootLogin yes\n"
+        "PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n"
+        "StrictModes no\nPidFile none\nSubsystem sftp internal-sftp\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(d / "sshd_config")],
+                            stdout=subprocess.DEVNULL, stderr=open(d / "log", "w"),
+                            start_new_session=True)
+    yield port, d
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+def test_connect_deadline_when_nothing_listens(tmp_path: Path) -> None:
+    port = vm.free_port()
+    g = Guest("127.0.0.1", port, "root", tmp_path / "nokey")
+    start = time.monotonic()
+    with pytest.raises(SshError, match=f"127.0.0.1:{port} not answering after 2s"):
+        g.connect(2.0)
+    assert time.monotonic() - start < 6
+
+
+def test_connect_gives_up_when_guest_dies(tmp_path: Path) -> None:
+    g = Guest("127.0.0.1", vm.free_port(), "root", tmp_path / "nokey")
+    with pytest.raises(SshError, match="guest exited while waiting"):
+        g.connect(60.0, alive=lambda: False)
+
+
+def test_run_put_get_and_timeouts(sshd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    waited = g.connect(20.0)
+    assert waited < 20
+    r = g.run("echo out; echo err >&2; exit 3", 30)
+    assert (r.exit_code, r.stdout, r.stderr, r.timed_out) == (3, "out\n", "err\n", False)
+    r = g.run("pwd", 30, cwd="/tmp")
+    assert r.stdout.strip() == "/tmp"
+    start = time.monotonic()
+    r = g.run("sleep 60", 1, kill_after=1)
+    assert r.timed_out and r.exit_code == 124 and time.monotonic() - start < 10
+    src = tmp_path / "in.txt"
+    src.write_text("payload\n")
+    g.put(src, str(tmp_path / "remote.txt"))
+    g.get(str(tmp_path / "remote.txt"), tmp_path / "back" / "out.txt")
+    assert (tmp_path / "back" / "out.txt").read_text() == "payload\n"
+    g.close()
+
+
+def test_wrong_host_key_is_rejected(sshd, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(tmp_path / "other")],
+                   check=True)
+    g = Guest("127.0.0.1", port, "root", d / "client", [tmp_path / "other.pub"])
+    with pytest.raises(SshError, match="host key does not match"):
+        g.connect(5.0)

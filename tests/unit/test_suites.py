@@ -1,0 +1,136 @@
+"""suites: table, selection, sysctl handling, statuses, raw KTAP files, markers."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+from _fakes import isolate  # noqa: F401
+from harness import suites
+from harness.errors import UserError
+from harness.model import Status
+from harness.ssh import CmdResult
+
+
+@dataclass
+class FakeGuest:
+    """Answers commands by regex; records everything it was asked to run."""
+
+    sysctl: str | None = "0"  # None: the kernel has no such sysctl
+    program: CmdResult | None = None
+    cwd_ok: bool = True
+    calls: list[tuple[str, float, str | None]] = field(default_factory=list)
+
+    def run(self, command: str, timeout: float, *, cwd: str | None = None,
+            kill_after: float = 10.0) -> CmdResult:
+        self.calls.append((command, timeout, cwd))
+        if command.startswith("cat /proc/sys/vm/recharge"):
+            return CmdResult(command, 0, (self.sysctl or "absent") + "\n", "", 0.0)
+        m = re.match(r"echo (\d) > /proc/sys/vm/recharge_offline_memcgs", command)
+        if m:
+            if self.sysctl is None:
+                return CmdResult(command, 1, "", "No such file", 0.0)
+            self.sysctl = m.group(1)
+            return CmdResult(command, 0, self.sysctl + "\n", "", 0.0)
+        if command.startswith("test -d"):
+            return CmdResult(command, 0 if self.cwd_ok else 1, "", "", 0.0)
+        if "/dev/kmsg" in command:
+            return CmdResult(command, 0, "", "", 0.0)
+        assert self.program is not None, command
+        return self.program
+
+
+KTAP_OK = "TAP version 13\n1..2\nok 1 a\nok 2 b # SKIP no swap\n"
+KTAP_FAIL = "TAP version 13\n1..2\nok 1 a\nnot ok 2 b\n"
+
+
+def _prog_dir(tmp_path: Path, name: str = "test_recharge") -> Path:
+    d = tmp_path / "bin"
+    d.mkdir(exist_ok=True)
+    (d / name).write_text("#!/bin/sh\n")
+    return d
+
+
+def test_table_names_unique_and_selection() -> None:
+    names = [s.name for s in suites.SUITES]
+    assert len(names) == len(set(names))
+    assert {"test_memcontrol", "test_kmem", "test_core"} <= set(names)
+    assert [s.name for s in suites.select_suites(["recharge"])] == \
+        ["recharge[sysctl=1]", "recharge[sysctl=0]"]
+    assert [s.name for s in suites.select_suites(["test_kmem", "test_kmem"])] == ["test_kmem"]
+    assert suites.select_suites(None) == list(suites.SUITES)
+    with pytest.raises(UserError, match=r"unknown suite \(valid: recharge\[sysctl=1\]"):
+        suites.select_suites(["bogus"])
+
+
+def test_sets_sysctl_runs_in_cwd_writes_tap_and_markers(tmp_path: Path) -> None:
+    suite = suites.Suite("recharge[sysctl=1]", "own", "test_recharge", sysctl=1,
+                         needs_sysctl=True, timeout_s=100)
+    g = FakeGuest(sysctl="0", program=CmdResult("x", 0, KTAP_OK, "", 1.5))
+    run = suites.run_suite(g, suite, _prog_dir(tmp_path), tmp_path / "ktap", timeout_scale=2)
+    assert run.status == Status.PASS and run.sysctl == 1 and run.exit_code == 0
+    assert (tmp_path / "ktap" / "recharge[sysctl=1].tap").read_text() == KTAP_OK
+    prog = [c for c in g.calls if c[0].endswith("test_recharge")]
+    assert prog == [(f"stdbuf -oL -eL {tmp_path / 'bin' / 'test_recharge'}", 200,
+                     suites.SCRATCH)]
+    kmsg = [c[0] for c in g.calls if "/dev/kmsg" in c[0]]
+    assert kmsg == ["echo 'RECHARGE-HARNESS: begin recharge[sysctl=1]' > /dev/kmsg",
+                    "echo 'RECHARGE-HARNESS: end recharge[sysctl=1]' > /dev/kmsg"]
+
+
+def test_missing_sysctl_skips_only_suites_that_need_it(tmp_path: Path) -> None:
+    need = suites.Suite("r1", "own", "test_recharge", sysctl=1, needs_sysctl=True)
+    ctrl = suites.Suite("r0", "own", "test_recharge", sysctl=0, needs_sysctl=False)
+    g = FakeGuest(sysctl=None, program=CmdResult("x", 0, KTAP_OK, "", 1.0))
+    r1 = suites.run_suite(g, need, _prog_dir(tmp_path), tmp_path / "k")
+    assert r1.status == Status.SKIP and "absent (kernel without the series)" in (r1.error or "")
+    r0 = suites.run_suite(g, ctrl, _prog_dir(tmp_path), tmp_path / "k")
+    assert r0.status == Status.PASS and r0.sysctl is None
+
+
+@pytest.mark.parametrize("result,status,why", [
+    (CmdResult("x", 1, KTAP_FAIL, "", 1.0), Status.FAIL, None),
+    (CmdResult("x", 124, "TAP version 13\nok 1 a\n", "", 9.0, timed_out=True), Status.ERROR,
+     "timed out after 600s"),
+    (CmdResult("x", None, "", "", 1.0, error="connection lost: EOFError"), Status.ERROR,
+     "connection lost"),
+    (CmdResult("x", 139, "ok 1 a\n", "", 1.0), Status.ERROR, None),
+    (CmdResult("x", 4, "1..0 # SKIP no memory controller\n", "", 1.0), Status.SKIP, None),
+])
+def test_statuses(tmp_path: Path, result: CmdResult, status: Status, why: str | None) -> None:
+    s = suites.Suite("test_memcontrol", "cgroup", "test_memcontrol")
+    run = suites.run_suite(FakeGuest(program=result), s, _prog_dir(tmp_path, "test_memcontrol"),
+                           tmp_path / "k")
+    assert run.status == status
+    if why:
+        assert why in (run.error or "")
+
+
+def test_not_available_and_missing_cwd(tmp_path: Path) -> None:
+    s = suites.Suite("test_core", "cgroup", "test_core")
+    r = suites.run_suite(FakeGuest(), s, None, tmp_path / "k")
+    assert r.status == Status.NOTRUN and "not available" in (r.error or "")
+    r = suites.run_suite(FakeGuest(), s, tmp_path, tmp_path / "k")
+    assert r.status == Status.NOTRUN and "not built" in (r.error or "")
+    r = suites.run_suite(FakeGuest(cwd_ok=False), s, _prog_dir(tmp_path, "test_core"),
+                         tmp_path / "k")
+    assert r.status == Status.ERROR and "guest-setup.sh" in (r.error or "")
+
+
+def test_guest_death_marks_rest_notrun(tmp_path: Path) -> None:
+    table = [suites.Suite("a", "cgroup", "test_core"), suites.Suite("b", "cgroup", "test_core")]
+    g = FakeGuest(program=CmdResult("x", None, "", "", 1.0, error="connection lost"))
+    runs = suites.run_suites(g, table, {"cgroup": _prog_dir(tmp_path, "test_core")},
+                             tmp_path / "k", alive=lambda: False)
+    assert [r.status for r in runs] == [Status.ERROR, Status.NOTRUN]
+    assert "guest died during a" in (runs[1].error or "")
+
+
+def test_status_from_without_parser() -> None:
+    assert suites.status_from(0, KTAP_OK, None) == (Status.PASS, None)
+    assert suites.status_from(0, KTAP_FAIL, None)[0] == Status.FAIL
+    assert suites.status_from(4, "", None)[0] == Status.SKIP
+    assert suites.status_from(137, "", None)[0] == Status.ERROR

@@ -1,0 +1,187 @@
+"""vm: vng command line, KVM probe + TCG fallback, ports, process cleanup."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import time
+from pathlib import Path
+
+import pytest
+
+from _fakes import isolate, write_exe  # noqa: F401
+from harness import vm
+from harness.errors import InfraError, UserError
+
+
+@pytest.fixture
+def fake_vng(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
+    """Install a fake `vng`; its behaviour is chosen by the test via FAKE_VNG_MODE."""
+    exe = write_exe(tmp_path / "bin" / "vng", f"""
+        #!/bin/sh
+        echo "$@" >> {tmp_path}/vng-calls
+        echo "HOME=$HOME" >> {tmp_path}/vng-calls
+        case "$FAKE_VNG_MODE" in
+          hang) exec sleep 300 ;;
+          fail) echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0" >&2; exit 1 ;;
+          ok) exit 0 ;;
+          broken) echo "/bin/sh: 1: virtme-run: not found" >&2; exit 127 ;;
+          busy)
+            # first port is "taken": report it like QEMU does
+            if [ ! -e {tmp_path}/busy-once ]; then
+              touch {tmp_path}/busy-once
+              echo "qemu-system-x86_64: Could not set up host forwarding rule 'tcp:127.0.0.1:1-:22'" >&2
+              exit 1
+            fi
+            sleep 300 & echo $! > {tmp_path}/qemu.pid; wait ;;
+          *) sleep 300 & echo $! > {tmp_path}/qemu.pid; wait ;;
+        esac
+    """)
+    monkeypatch.setattr(vm, "vng_tool", lambda name: str(exe))
+    monkeypatch.setattr(vm, "PORT_CHECK_S", 0.5)
+    return exe
+
+
+def test_vng_argv_tcg_default() -> None:
+    spec = vm.VmSpec(bzimage=Path("/k/bzImage"), memory="3G", cpus=2, accel="tcg",
+                     disks=(Path("/r/a.ext4"), Path("/r/b.img")), budget_s=600, force_9p=True)
+    argv = vm.vng_argv(spec, 4242)
+    assert argv[1:] == [
+        "--run", "/k/bzImage", "--user", "root", "--memory", "3G", "--cpus", "2", "-v",
+        "--ssh", "4242", "--ssh-tcp", "--force-9p", "--disk", "/r/a.ext4", "--disk", "/r/b.img",
+        "--disable-kvm", "--qemu-opts=-accel tcg,thread=single", "--", "sleep", "600"]
+
+
+def test_vng_argv_kvm_and_multithread() -> None:
+    argv = vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="kvm"), 0, ["true"])
+    assert "--disable-kvm" not in argv and "--ssh" not in argv and argv[-2:] == ["--", "true"]
+    mt = vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="tcg", tcg_multithread=True), 1)
+    assert "--disable-kvm" in mt and not any(a.startswith("--qemu-opts") for a in mt)
+
+
+def test_vng_argv_rejects_disk_paths_vng_cannot_take() -> None:
+    with pytest.raises(UserError, match="must not contain"):
+        vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), disks=(Path("/a,b.img"),)), 1)
+
+
+@pytest.mark.parametrize("text,ok", [("3G", True), ("1536M", True), ("2048", True),
+                                     ("lots", False), ("0", False), ("3T", False)])
+def test_parse_memory(text: str, ok: bool) -> None:
+    if ok:
+        assert vm.parse_memory(text) == text.upper()
+    else:
+        with pytest.raises(UserError):
+            vm.parse_memory(text)
+
+
+def test_free_port_is_bindable_and_avoids() -> None:
+    p = vm.free_port()
+    assert vm.port_is_free(p)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        taken = s.getsockname()[1]
+        assert not vm.port_is_free(taken)
+
+
+def test_scratch_images_are_sparse_and_labelled(tmp_path: Path) -> None:
+    ext4, swap = vm.make_scratch_images(tmp_path / "vm", ext4_mib=64, swap_mib=16)
+    assert ext4.stat().st_size == 64 << 20 and ext4.stat().st_blocks * 512 < 64 << 20
+    assert b"rhswap" in swap.read_bytes()[:8192] and b"SWAPSPACE2" in swap.read_bytes()[:8192]
+
+
+@pytest.mark.parametrize("mode,accel,why", [
+    ("hang", "tcg", "did not finish booting within 1s"),
+    ("fail", "tcg", "failed to set MSR 0x10a"),
+    ("ok", "kvm", "KVM test boot succeeded"),
+])
+def test_kvm_probe(tmp_path: Path, monkeypatch, fake_vng, mode: str, accel: str, why: str) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", mode)
+    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: None)
+    monkeypatch.setattr(vm, "PROBE_TIMEOUT_S", 1.0)
+    start = time.monotonic()
+    choice = vm.probe_kvm(Path("/k/bzImage"), tmp_path / "work", timeout_s=1.0)
+    assert time.monotonic() - start < 8
+    assert choice.accel == accel and why in choice.reason and choice.probed
+    calls = (tmp_path / "vng-calls").read_text()
+    assert "--disable-kvm" not in calls and "-- true" in calls
+
+
+def test_probe_that_never_reached_qemu_is_an_error_not_a_verdict(tmp_path: Path, monkeypatch,
+                                                                 fake_vng) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "broken")
+    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: None)
+    with pytest.raises(InfraError, match="vng failed before QEMU ran .*virtme-run: not found"):
+        vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+    assert not (tmp_path / "cache" / "kvm-probe.json").exists()
+
+
+def test_vng_env_puts_vng_dir_on_path(tmp_path: Path, monkeypatch, fake_vng) -> None:
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    env = vm.vng_env(tmp_path / "h")
+    assert env["HOME"] == str(tmp_path / "h")
+    assert env["PATH"].split(":")[0] == str(fake_vng.parent)
+
+
+def test_choose_accel_caches_the_probe(tmp_path: Path, monkeypatch, fake_vng) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "fail")
+    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: None)
+    c1 = vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+    assert c1.accel == "tcg" and "cached" not in c1.reason
+    assert json.loads((tmp_path / "cache" / "kvm-probe.json").read_text())["accel"] == "tcg"
+    monkeypatch.setenv("FAKE_VNG_MODE", "ok")  # would say KVM, but the verdict is cached
+    c2 = vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+    assert c2.accel == "tcg" and "cached probe result" in c2.reason
+    assert vm.choose_accel("tcg", Path("/k"), tmp_path, tmp_path).reason == "--accel tcg"
+
+
+def test_no_kvm_device_means_tcg_without_probe(tmp_path: Path, monkeypatch, fake_vng) -> None:
+    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: "no /dev/kvm on this host")
+    c = vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+    assert c == vm.AccelChoice("tcg", "no /dev/kvm on this host")
+    assert not (tmp_path / "vng-calls").exists()
+    with pytest.raises(UserError, match="--accel kvm: no /dev/kvm"):
+        vm.choose_accel("kvm", Path("/k"), tmp_path, tmp_path)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().split(")")[-1].split()[0] != "Z"
+
+
+def test_vm_start_stop_leaves_no_process_and_private_home(tmp_path: Path, fake_vng) -> None:
+    v = vm.Vm(vm.VmSpec(bzimage=Path("/k/bzImage")), tmp_path / "run" / "vm")
+    v.start()
+    deadline = time.monotonic() + 5
+    while not (tmp_path / "qemu.pid").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    qemu = int((tmp_path / "qemu.pid").read_text())
+    assert v.alive() and _alive(qemu)
+    assert (v.home.stat().st_mode & 0o777) == 0o700
+    assert f"HOME={v.home}" in (tmp_path / "vng-calls").read_text()
+    assert v.key_path == v.home / ".cache/virtme-ng/.ssh/id_virtme"
+    assert (v.workdir / "vng-cmd.txt").read_text().split()[-2:] == ["sleep", "3600"]
+    v.stop()
+    assert not v.alive() and not _alive(qemu) and not v.home.exists()
+
+
+def test_vm_retries_when_port_taken(tmp_path: Path, monkeypatch, fake_vng) -> None:
+    monkeypatch.setenv("FAKE_VNG_MODE", "busy")
+    with vm.Vm(vm.VmSpec(bzimage=Path("/k")), tmp_path / "vm") as v:
+        v.start()
+        assert v.alive() and v.attempts and "taken" in v.attempts[0]
+        calls = (tmp_path / "vng-calls").read_text().splitlines()
+        ports = [c.split("--ssh ")[1].split()[0] for c in calls if "--ssh " in c]
+        assert len(ports) == 2 and ports[0] != ports[1]
+
+
+def test_death_reason_reads_console(tmp_path: Path) -> None:
+    v = vm.Vm(vm.VmSpec(bzimage=Path("/k")), tmp_path)
+    tmp_path.mkdir(exist_ok=True)
+    v.console_log.write_text("[ 1.0] boot\n[ 2.0] Kernel panic - not syncing: VFS: Unable to "
+                             "mount root fs\n")
+    assert "Kernel panic - not syncing: VFS" in v.death_reason()
