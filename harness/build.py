@@ -20,7 +20,8 @@ from typing import Callable, TextIO
 
 from harness import proc
 from harness.errors import BuildError
-from harness.paths import KBUILD_LOCK, file_lock, write_if_changed
+from harness.paths import KBUILD_LOCK as KBUILD_LOCK
+from harness.paths import file_lock, write_if_changed
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +129,15 @@ def _stamp(tree_commit: str, config: Path) -> str:
     return h.hexdigest()
 
 
+def kernel_up_to_date(tree_commit: str, kbuild: Path) -> bool:
+    """Would :func:`make_kernel` skip make? (same commit and .config as the last build)"""
+    config = kbuild / ".config"
+    stamp_file = kbuild / ".harness-build-stamp"
+    bz = kbuild / "arch" / "x86" / "boot" / "bzImage"
+    return (config.is_file() and bz.is_file() and stamp_file.is_file()
+            and stamp_file.read_text().strip() == _stamp(tree_commit, config))
+
+
 def make_kernel(
     tree: Path,
     tree_commit: str,
@@ -184,12 +194,28 @@ def make_kernel(
     return BuildResult(kbuild, bzimage, log_path, duration, False, progress.count, warnings)
 
 
+def _selftests_stamp(tree_commit: str, kbuild: Path, project: Path) -> str:
+    h = hashlib.sha256(f"commit {tree_commit}\n".encode())
+    cfg = kbuild / ".config"
+    if cfg.is_file():
+        h.update(cfg.read_bytes())
+    src = project / "selftests"
+    if src.is_dir():
+        for p in sorted(src.rglob("*")):
+            rel = p.relative_to(src)
+            if p.is_file() and rel.parts[0] != "build":
+                h.update(f"\n{rel}\n".encode())
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
 def make_selftests(
     tree: Path,
     kbuild: Path,
     project: Path,
     log_path: Path,
     *,
+    tree_commit: str | None = None,
     jobs: int | None = None,
     timeout: float = 1800.0,
     lock_path: Path | None = None,
@@ -205,6 +231,17 @@ def make_selftests(
     headers = kbuild / "usr" / "include"
     cgroup_dir: Path | None = None
     own_dir: Path | None = None
+    mk = project / "selftests" / "Makefile"
+    stamp_file = kbuild / ".harness-selftests-stamp"
+    stamp = _selftests_stamp(tree_commit, kbuild, project) if tree_commit else None
+    cg_out, own_out = kbuild / "kselftest" / "cgroup", kbuild / "recharge-selftests"
+    if (stamp and stamp_file.is_file() and stamp_file.read_text().strip() == stamp
+            and (cg_out / "test_memcontrol").is_file() and (own_out.is_dir() or not mk.is_file())):
+        log.info("selftests: up to date (same commit, .config and selftests/): skipping make")
+        return SelftestsResult(cg_out, own_out if mk.is_file() else None, headers,
+                               () if mk.is_file() else (f"no {mk}: the project's selftests "
+                                                        "are not available",))
+    stamp_file.unlink(missing_ok=True)
     with file_lock(lock_path or KBUILD_LOCK, "the kernel build lock"):
         res = proc.run(["make", f"O={kbuild}", f"-j{jobs}", "headers"], cwd=tree,
                        timeout=timeout, log_path=log_path, on_line=on_line)
@@ -224,9 +261,7 @@ def make_selftests(
             err = first_error("\n".join(res.tail)) or "see log"
             problems.append(f"cgroup selftests did not build: {err}")
             log.error("build: cgroup selftests did not build: %s (log %s)", err, log_path)
-    mk = project / "selftests" / "Makefile"
     if mk.is_file():
-        own_out = kbuild / "recharge-selftests"
         own_out.mkdir(parents=True, exist_ok=True)
         res = proc.run(
             ["make", "-C", str(project / "selftests"), f"-j{jobs}", f"O={own_out}",
@@ -243,4 +278,6 @@ def make_selftests(
         problems.append(f"no {mk}: the project's selftests are not available")
         log.warning("build: no %s: the project's own suites will be reported as not available",
                     mk)
+    if stamp and cgroup_dir is not None and (own_dir is not None or not mk.is_file()):
+        write_if_changed(stamp_file, stamp + "\n")
     return SelftestsResult(cgroup_dir, own_dir, headers, tuple(problems))

@@ -13,6 +13,7 @@ import os
 import signal
 import sys
 import time
+from importlib import import_module
 from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
@@ -32,6 +33,18 @@ COMMANDS = {
     "boot": "... + boot the guest and print how to SSH into it; Ctrl-C stops it",
     "test": "boot an already-built kernel and run the suites",
     "run": "everything: source, apply, config, build, boot, suites, report (the default job)",
+}
+#: CI modes (issue 5): name -> (module, help).  Each module has ``add_arguments(parser)``
+#: (the ``run`` options are added here) and ``main(opts, args) -> (exit code, verdict line)``.
+CI_COMMANDS = {
+    "compare": ("harness.compare", "base vs patched: only new failures, kernel-log signatures "
+                "and build warnings count against the series"),
+    "patchcheck": ("harness.patchcheck", "per patch: apply, incremental build, checkpatch "
+                   "--strict, new warnings in touched files [--boot: suites on the last]"),
+    "bisect": ("harness.bisect", "git bisect run over --tree between --good and --bad, the "
+               "harness as the predicate (in a private worktree)"),
+    "bench": ("harness.bench", "measure the loop (warm rerun, one-line edit -> verdict, boot, "
+              "suites; --cold: cold builds) and the in-guest hot path; bench.json + bench.md"),
 }
 
 
@@ -64,6 +77,10 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         _add_common(sp, name)
+    for name, (module, help_text) in CI_COMMANDS.items():
+        sp = sub.add_parser(name, help=help_text, description=help_text)
+        _add_common(sp, "run")
+        import_module(module).add_arguments(sp)
     return p
 
 
@@ -191,11 +208,18 @@ def main(argv: list[str] | None = None) -> int:
     root.setLevel(logging.DEBUG)
     root.addHandler(handler)
     old_term = signal.signal(signal.SIGTERM, _raise_terminated)
+    # A SIGINT someone sends must stop us even if our parent started us with SIGINT
+    # ignored (background jobs of non-interactive shells): restore Ctrl-C semantics.
+    old_int = signal.signal(signal.SIGINT, signal.default_int_handler)
     from harness import proc
 
     code = EXIT_NO_VERDICT
     try:
         opts = _options(args, argv)
+        if args.command in CI_COMMANDS:
+            code, line = import_module(CI_COMMANDS[args.command][0]).main(opts, args)
+            (log.info if code == 0 else log.error)("%s", line)
+            return code
         from harness.pipeline import Pipeline
 
         pipeline = Pipeline(opts, on_ready=_boot_ready if args.command == "boot" else None)
@@ -217,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         proc.kill_all()
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
         root.removeHandler(handler)
     return code
 

@@ -18,6 +18,9 @@ log = logging.getLogger(__name__)
 #: Every kernel build on this machine (ours and other people's) takes this lock.
 KBUILD_LOCK = Path("/tmp/recharge-kbuild.lock")
 
+#: Locks this process holds (path -> depth), for re-entrancy.
+_HELD: dict[str, int] = {}
+
 
 def cache_root() -> Path:
     env = os.environ.get("RECHARGE_HARNESS_CACHE")
@@ -42,7 +45,16 @@ def file_lock(path: Path, what: str, timeout_s: float = 4 * 3600.0) -> Iterator[
     """Hold an exclusive ``flock(2)`` on ``path`` (same lock as ``flock(1)``).
 
     Says so once if someone else holds it, then waits up to ``timeout_s``.
+    Re-entrant within this process (a nested ``file_lock`` on the same path is free).
     """
+    key = str(path.absolute())
+    if _HELD.get(key):
+        _HELD[key] += 1
+        try:
+            yield
+        finally:
+            _HELD[key] -= 1
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o666)
     try:
@@ -62,7 +74,11 @@ def file_lock(path: Path, what: str, timeout_s: float = 4 * 3600.0) -> Iterator[
                         raise InfraError(f"gave up waiting {timeout_s:.0f}s for {what} ({path})")
                     time.sleep(1.0)
             log.info("got %s", what)
-        yield
+        _HELD[key] = 1
+        try:
+            yield
+        finally:
+            _HELD.pop(key, None)
     finally:
         os.close(fd)  # releases the lock
 

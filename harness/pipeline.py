@@ -10,6 +10,7 @@ Every run gets a numbered directory ``<out>/<N>/`` (created race-free) holding
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -272,9 +273,7 @@ class Pipeline:
         if o.command == "test":
             with self.stage("build") as st:
                 bz = kbuild / "arch/x86/boot/bzImage"
-                stamp = kbuild / ".harness-build-stamp"
-                want = buildmod._stamp(c.applied.head_commit, c.config.config)
-                if not bz.is_file() or not stamp.is_file() or stamp.read_text().strip() != want:
+                if not buildmod.kernel_up_to_date(c.applied.head_commit, kbuild):
                     raise UserError("no up-to-date kernel build for this tree and config: "
                                     "run `recharge-harness build` (or `run`) first")
                 st["detail"] = f"using the existing {bz}"
@@ -285,26 +284,14 @@ class Pipeline:
                                                    own if own.is_dir() else None,
                                                    kbuild / "usr/include", ())
         else:
-            with self.stage("build", "build.log") as st:
-                c.kernel = buildmod.make_kernel(tree, c.applied.head_commit, kbuild, o.cache,
-                                                self.path("build.log"), jobs=o.jobs)
-                k = c.kernel
-                st["detail"] = ("up to date, make skipped" if k.skipped else
-                                f"{k.compiled} files compiled in {k.duration_s:.0f}s, "
-                                f"{k.warnings} warnings")
-                self.meta.update("build_info", {"bzimage": str(k.bzimage),
-                                                "skipped": k.skipped,
-                                                "duration_s": round(k.duration_s, 1),
-                                                "compiled": k.compiled,
-                                                "warnings": k.warnings})
-            if not self.wants("selftests"):
-                return
-            with self.stage("selftests", "selftests.log") as st:
-                c.selftests = buildmod.make_selftests(tree, kbuild, o.project,
-                                                      self.path("selftests.log"), jobs=o.jobs)
-                st["detail"] = "; ".join(c.selftests.problems) or "cgroup + project selftests built"
-                if c.selftests.problems:
-                    st["status"] = "ERROR" if c.selftests.cgroup_dir is None else "PASS"
+            # Kernel build, then headers and selftests under one hold of the machine-wide
+            # build lock (no second wait behind someone else's kernel build).
+            need_lock = not buildmod.kernel_up_to_date(c.applied.head_commit, kbuild)
+            with (file_lock(buildmod.KBUILD_LOCK, "the kernel build lock") if need_lock
+                  else contextlib.nullcontext()):
+                self._build_stages(tree, kbuild)
+                if not self.wants("selftests"):
+                    return
         # Private copies: the guest runs these even if another run rebuilds the cache.
         assert c.kernel is not None and c.selftests is not None
         kdir = self.path("kernel")
@@ -319,6 +306,31 @@ class Pipeline:
             shutil.copytree(d, dst, symlinks=True, dirs_exist_ok=True)
             c.guest_dirs[origin] = dst
 
+    def _build_stages(self, tree: Path, kbuild: Path) -> None:
+        o, c = self.o, self.ctx
+        assert c.applied is not None
+        with self.stage("build", "build.log") as st:
+            c.kernel = buildmod.make_kernel(tree, c.applied.head_commit, kbuild, o.cache,
+                                            self.path("build.log"), jobs=o.jobs)
+            k = c.kernel
+            st["detail"] = ("up to date, make skipped" if k.skipped else
+                            f"{k.compiled} files compiled in {k.duration_s:.0f}s, "
+                            f"{k.warnings} warnings")
+            self.meta.update("build_info", {"bzimage": str(k.bzimage),
+                                            "skipped": k.skipped,
+                                            "duration_s": round(k.duration_s, 1),
+                                            "compiled": k.compiled,
+                                            "warnings": k.warnings})
+        if not self.wants("selftests"):
+            return
+        with self.stage("selftests", "selftests.log") as st:
+            c.selftests = buildmod.make_selftests(tree, kbuild, o.project,
+                                                  self.path("selftests.log"), jobs=o.jobs,
+                                                  tree_commit=c.applied.head_commit)
+            st["detail"] = "; ".join(c.selftests.problems) or "cgroup + project selftests built"
+            if c.selftests.problems:
+                st["status"] = "ERROR" if c.selftests.cgroup_dir is None else "PASS"
+
     def _boot_and_test(self) -> None:
         o, c = self.o, self.ctx
         assert c.bzimage is not None
@@ -330,8 +342,12 @@ class Pipeline:
             ext4, swap = vmmod.make_scratch_images(vmdir, log_path=vmdir / "scratch.log")
             c.accel = vmmod.choose_accel(o.accel, c.bzimage, o.cache, vmdir)
             log.info("vm: accelerator %s: %s", c.accel.accel.upper(), c.accel.reason)
+            # The guest's own lifetime bound (it runs `sleep <budget>`): enough for
+            # every selected suite, so even a SIGKILLed harness leaves no guest for long.
+            budget = o.budget_s if not self.wants("suites") else min(
+                o.budget_s, sum(s.timeout_s for s in selected) + 900)
             spec = vmmod.VmSpec(bzimage=c.bzimage, memory=o.memory, cpus=o.cpus,
-                                accel=c.accel.accel, disks=(ext4, swap), budget_s=o.budget_s,
+                                accel=c.accel.accel, disks=(ext4, swap), budget_s=budget,
                                 force_9p=not vmmod.virtiofsd_available(),
                                 tcg_multithread=o.tcg_multithread)
             self.meta.update("vm", {"accel": c.accel.accel, "accel_reason": c.accel.reason,
@@ -349,9 +365,15 @@ class Pipeline:
                 reason = c.vm.death_reason() if not c.vm.alive() else str(e)
                 raise BootError(f"guest not reachable: {reason}", log=c.vm.console_log) from e
             boot_s = time.monotonic() - c.vm.started_at
-            st["detail"] = (f"{c.accel.accel.upper()} guest up, SSH after {boot_s:.1f}s "
-                            f"(port {c.vm.port})")
+            first = c.guest.run("true", 120)  # opens the persistent shell
+            if first.exit_code != 0:
+                raise BootError(f"guest shell not usable: {first.error or first.stderr}",
+                                log=c.vm.console_log)
+            shell_s = time.monotonic() - c.vm.started_at
+            st["detail"] = (f"{c.accel.accel.upper()} guest up, SSH after {boot_s:.1f}s, "
+                            f"shell after {shell_s:.1f}s (port {c.vm.port})")
             self.meta.update("vm", {"port": c.vm.port, "boot_to_ssh_s": round(boot_s, 1),
+                                    "boot_to_shell_s": round(shell_s, 1),
                                     "ssh_wait_s": round(waited, 1)})
         with self.stage("guest-setup", "guest-setup.log") as st:
             script = o.project / "selftests" / "guest-setup.sh"

@@ -49,6 +49,8 @@ class Guest:
         self.key_path = key_path
         self.host_key_files = host_key_files or []
         self.client: paramiko.SSHClient | None = None
+        self.persistent = True
+        self._shell: _Shell | None = None
 
     def _new_client(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
@@ -106,8 +108,30 @@ class Guest:
             kill_after: float = 10.0) -> CmdResult:
         """Run ``command`` (a shell string) with a guest-side ``timeout`` and a host deadline.
 
+        Goes through one persistent ``/bin/sh`` channel: every new SSH session
+        costs seconds under TCG (sshd + PAM + the user's login-shell rc files over
+        9p), a command on the open shell costs milliseconds.  Falls back to one
+        SSH exec per command if that shell cannot be used.
         Exit code 124 from coreutils ``timeout`` is reported as ``timed_out``.
         """
+        if self.client is None:
+            raise SshError("not connected")
+        if self.persistent:
+            try:
+                if self._shell is None:
+                    self._shell = _Shell(self.client)
+                return self._shell.run(command, timeout, cwd=cwd, kill_after=kill_after)
+            except _ShellBroken as e:
+                log.debug("ssh: persistent shell unusable (%s); one session per command", e)
+                self._shell = None
+                if e.result is not None:
+                    return e.result
+                self.persistent = False
+        return self.run_exec(command, timeout, cwd=cwd, kill_after=kill_after)
+
+    def run_exec(self, command: str, timeout: float, *, cwd: str | None = None,
+                 kill_after: float = 10.0) -> CmdResult:
+        """Run ``command`` in its own SSH session (exec channel)."""
         if self.client is None:
             raise SshError("not connected")
         wrapped = command
@@ -169,6 +193,9 @@ class Guest:
             sftp.get(remote, str(local))
 
     def close(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
         if self.client is not None:
             self.client.close()
             self.client = None
@@ -178,6 +205,110 @@ class Guest:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class _ShellBroken(Exception):
+    def __init__(self, why: str, result: CmdResult | None = None):
+        super().__init__(why)
+        self.result = result  # the command's outcome, when the shell died running it
+
+
+_SCRATCH = "/run/rh-harness-ssh"
+
+
+class _Shell:
+    """One ``/bin/sh`` on a channel; commands are written to its stdin.
+
+    Per command N the shell runs it in a subshell with stdout/stderr in files
+    under /run, then prints ``@@RC N <status>`` and both files, each preceded
+    by its size in bytes, so the host reads exact outputs off one stream.
+    """
+
+    def __init__(self, client: paramiko.SSHClient):
+        transport = client.get_transport()
+        if transport is None:
+            raise _ShellBroken("no transport")
+        try:
+            self.chan = transport.open_session()
+            self.chan.exec_command("exec /bin/sh")
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise _ShellBroken(f"cannot open a shell channel: {e}") from e
+        self.buf = b""
+        self.n = 0
+
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except Exception:  # pragma: no cover
+            pass
+
+    def _fill(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("deadline")
+        self.chan.settimeout(min(remaining, 5.0))
+        try:
+            data = self.chan.recv(65536)
+        except socket.timeout:
+            if time.monotonic() >= deadline:
+                raise
+            return
+        if not data:
+            raise EOFError("shell channel closed")
+        self.buf += data
+
+    def _line(self, deadline: float) -> bytes:
+        while b"\n" not in self.buf:
+            self._fill(deadline)
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def _exact(self, size: int, deadline: float) -> bytes:
+        while len(self.buf) < size:
+            self._fill(deadline)
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return data
+
+    def run(self, command: str, timeout: float, *, cwd: str | None, kill_after: float
+            ) -> CmdResult:
+        self.n += 1
+        n = self.n
+        inner = f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+        out, err = f"{_SCRATCH}/{n}.out", f"{_SCRATCH}/{n}.err"
+        script = (
+            f"mkdir -p {_SCRATCH}; ( exec timeout -k {int(kill_after)} {int(max(1, timeout))} "
+            f"sh -c {shlex.quote(inner)} ) </dev/null >{out} 2>{err}; "
+            f"echo \"@@RC {n} $?\"; wc -c <{out}; cat {out}; wc -c <{err}; cat {err}; "
+            f"rm -f {out} {err}\n"
+        )
+        start = time.monotonic()
+        deadline = start + timeout + kill_after + 30
+        try:
+            self.chan.sendall(script.encode())
+            while True:
+                line = self._line(deadline)
+                if line.startswith(f"@@RC {n} ".encode()):
+                    code = int(line.split()[2])
+                    break
+            o = self._exact(int(self._line(deadline).strip() or 0), deadline)
+            e = self._exact(int(self._line(deadline).strip() or 0), deadline)
+        except socket.timeout:
+            self.close()
+            raise _ShellBroken("timed out", CmdResult(
+                command, None, "", "", time.monotonic() - start, True,
+                f"no exit status after {timeout:.0f}s"))
+        except (paramiko.SSHException, OSError, EOFError, ValueError) as ex:
+            self.close()
+            took = time.monotonic() - start
+            lost = CmdResult(command, None, "", "", took, False,
+                             f"connection lost: {type(ex).__name__}: {ex}"[:200])
+            # The very first command failing at once: the shell itself does not work
+            # here (caller falls back to one session per command).  Otherwise the
+            # guest or the connection went away while the command ran.
+            raise _ShellBroken(str(ex), None if n == 1 and took < 5 else lost)
+        return CmdResult(command, code, o.decode("utf-8", "replace"),
+                         e.decode("utf-8", "replace"), time.monotonic() - start,
+                         timed_out=code == 124)
 
 
 def _dec(chunks: list[bytes]) -> str:

@@ -152,9 +152,16 @@ def run_suite(
     if not program.is_file():
         return not_run(suite, f"{program} not built")
     sysctl_value: int | None = None
-    probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent", 30)
-    current = probe.stdout.strip()
+    # One round trip for the facts: the sysctl's value (or "absent") and the cwd.
+    probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent; "
+                      f"test -d {shlex.quote(suite.cwd)} && echo cwd=ok || echo cwd=missing", 30)
+    facts = probe.stdout.split()
+    current = facts[0] if facts else ""
     present = probe.exit_code == 0 and current.isdigit()
+    if "cwd=ok" not in facts:
+        return not_run(suite, f"guest directory {suite.cwd} missing (did guest-setup.sh run?)"
+                       if probe.exit_code == 0 else f"guest not answering: {probe.error}",
+                       Status.ERROR)
     if suite.sysctl is not None:
         if not present:
             if suite.needs_sysctl:
@@ -168,20 +175,18 @@ def run_suite(
             sysctl_value = suite.sysctl
     elif present:
         sysctl_value = int(current)
-    cd = guest.run(f"test -d {shlex.quote(suite.cwd)}", 30)
-    if cd.exit_code != 0:
-        return not_run(suite, f"guest directory {suite.cwd} missing (did guest-setup.sh run?)",
-                       Status.ERROR)
     timeout = int(suite.timeout_s * timeout_scale)
     argv = shlex.join([*(["stdbuf", "-oL", "-eL"] if suite.line_buffered else []),
                        str(program), *suite.args])
-    mark = shlex.quote(f"{MARKER} begin {suite.name}")
-    guest.run(f"echo {mark} > /dev/kmsg", 30)
+    # Kernel-log markers around the program (same command: no extra round trips).
+    begin = shlex.quote(f"{MARKER} begin {suite.name}")
+    end = shlex.quote(f"{MARKER} end {suite.name}")
+    command = (f"echo {begin} > /dev/kmsg; {argv}; rc=$?; "
+               f"echo {end} > /dev/kmsg; exit $rc")
     log.info("suites: %s (timeout %ds, cwd %s)", suite.name, timeout, suite.cwd)
     start = time.monotonic()
-    res = guest.run(argv, timeout, cwd=suite.cwd)
+    res = guest.run(command, timeout, cwd=suite.cwd)
     duration = time.monotonic() - start
-    guest.run(f"echo {shlex.quote(f'{MARKER} end {suite.name}')} > /dev/kmsg", 30)
     text = res.stdout
     ktap_dir.mkdir(parents=True, exist_ok=True)
     (ktap_dir / f"{suite.name}.tap").write_text(text, encoding="utf-8")

@@ -17,7 +17,10 @@
  * file, so its pages are charged to C1.  C1 is removed.  A process in C2
  * uses the file.  Expected: C2's memory.current and memory.stat key
  * (shmem or file) grow by the file size, and nothing stays behind in the
- * dead C1: P's stat key equals C2's.
+ * dead C1: P's stat key equals C2's (for regular files, up to 16 pages of
+ * filesystem metadata charged to C1 that no process touches may stay; the
+ * amount is reported).  The new owner keeps accessing the file until the
+ * deadline: recharging on access is best effort per access.
  *
  * SKIPs when vm.recharge_offline_memcgs is 0 or missing, unless --control
  * is given: then (sysctl 0 or missing) every case asserts the opposite, the
@@ -132,6 +135,7 @@ static long probe_residual(void *ctx)
 }
 
 #define PASS_WAIT_MS	1000
+#define FS_METADATA_SLACK	(16 * RH_PAGE)
 
 /*
  * One access pass of child2 after the offline.  Pass 1 of mapped_after
@@ -305,14 +309,24 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 				      file_size);
 			goto diag;
 		}
-		/* Nothing may stay behind in the dead child1. */
-		if (!rh_poll(probe_residual, &rp, rh_eq, 0, timeout_ms,
+		/*
+		 * Nothing may stay behind in the dead child1.  On a block
+		 * filesystem child1 may also have been charged for a few
+		 * metadata blocks (e.g. an extent tree leaf allocated by its
+		 * fsync) that no process ever touches, so they legitimately
+		 * stay: allow FS_METADATA_SLACK for those and report them.
+		 */
+		if (!rh_poll(probe_residual, &rp, is_file ? rh_le : rh_eq,
+			     is_file ? FS_METADATA_SLACK : 0, timeout_ms,
 			     rh_step_ms, &v)) {
 			ret = rh_fail("%ld bytes of %s stay with the dead child1 (parent %ld, child2 %ld)",
 				      v, s->key, cg_stat(parent, s->key),
 				      cg_stat(c2, s->key));
 			goto diag;
 		}
+		if (v)
+			ktap_diag("%s: %ld bytes of %s (filesystem metadata) stay with the dead child1",
+				  name, v, s->key);
 	} else {
 		/* Control: give recharging every chance, then expect none. */
 		if (rh_poll(probe_stat, &sp, rh_ge, file_size / 10, settle_ms,

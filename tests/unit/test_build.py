@@ -95,3 +95,29 @@ def test_make_selftests_reports_missing_project_selftests(tmp_path: Path) -> Non
     r2 = build.make_selftests(tree, kb, project, tmp_path / "s.log")
     assert r2.own_dir == kb / "recharge-selftests" and r2.problems == ()
     assert (r2.own_dir / "khdr").read_text().strip() == f"-I{kb / 'usr' / 'include'}"
+
+
+def test_make_selftests_skips_when_nothing_changed(tmp_path: Path) -> None:
+    tree = make_fake_tree(tmp_path / "tree")
+    kb = _kbuild(tmp_path)
+    project = tmp_path / "project"
+    (project / "selftests").mkdir(parents=True)
+    (project / "selftests" / "Makefile").write_text("all:\n\tmkdir -p $(O) && date +%s%N >> $(O)/n\n")
+    build.make_selftests(tree, kb, project, tmp_path / "s.log", tree_commit="c1")
+    build.make_selftests(tree, kb, project, tmp_path / "s.log", tree_commit="c1")
+    assert len((kb / "recharge-selftests" / "n").read_text().split()) == 1
+    (project / "selftests" / "t.c").write_text("int main(){}\n")  # a source changed
+    build.make_selftests(tree, kb, project, tmp_path / "s.log", tree_commit="c1")
+    assert len((kb / "recharge-selftests" / "n").read_text().split()) == 2
+
+
+def test_kernel_up_to_date_and_reentrant_lock(tmp_path: Path) -> None:
+    from harness.paths import file_lock
+
+    tree = make_fake_tree(tmp_path / "tree")
+    kb = _kbuild(tmp_path)
+    assert not build.kernel_up_to_date("c1", kb)
+    lock = tmp_path / "kbuild.lock"
+    with file_lock(lock, "outer"):  # make_kernel takes the same lock inside: no deadlock
+        build.make_kernel(tree, "c1", kb, tmp_path / "cache", tmp_path / "b.log", lock_path=lock)
+    assert build.kernel_up_to_date("c1", kb) and not build.kernel_up_to_date("c2", kb)

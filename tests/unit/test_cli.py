@@ -122,12 +122,12 @@ class FakeGuest:
 
     def run(self, command: str, timeout: float, *, cwd=None, kill_after: float = 10.0) -> CmdResult:  # type: ignore[no-untyped-def]
         if command.startswith("cat /proc/sys/vm/recharge"):
-            return CmdResult(command, 0, "absent\n", "", 0.0)
+            return CmdResult(command, 0, "absent\ncwd=ok\n", "", 0.0)
         if command.startswith("bash ") and command.endswith("guest-setup.sh"):
             return CmdResult(command, 0, "scratch=/mnt/rhscratch\nswap=/dev/vdb\n", "", 0.1)
         if command == "dmesg":
             return CmdResult(command, 0, "[    0.0] Linux version 6.12\n", "", 0.0)
-        if command.endswith("test_memcontrol"):
+        if "test_memcontrol" in command:
             return CmdResult(command, self.code, self.ktap, "", 0.5)
         return CmdResult(command, 0, "", "", 0.0)
 

@@ -76,6 +76,15 @@ def test_run_put_get_and_timeouts(sshd, tmp_path: Path) -> None:  # type: ignore
     g.put(src, str(tmp_path / "remote.txt"))
     g.get(str(tmp_path / "remote.txt"), tmp_path / "back" / "out.txt")
     assert (tmp_path / "back" / "out.txt").read_text() == "payload\n"
+    # exact bytes, no trailing newline, large output, through the persistent shell
+    r = g.run("printf 'a\\nb'; head -c 300000 /dev/zero | tr '\\0' x; printf E >&2", 30)
+    assert r.stdout.startswith("a\nb") and len(r.stdout) == 300003 and r.stderr == "E"
+    assert g._shell is not None and g._shell.n >= 4
+    # the one-session-per-command path gives the same answers
+    r = g.run_exec("echo out; exit 5", 30, cwd="/tmp")
+    assert (r.exit_code, r.stdout) == (5, "out\n")
+    r = g.run_exec("sleep 60", 1, kill_after=1)
+    assert r.timed_out
     g.close()
 
 

@@ -1,0 +1,242 @@
+"""The harness as a black box: start ``python -m harness ...`` and read the run it left.
+
+``compare``, ``patchcheck --boot`` and ``bisect`` drive whole runs through this
+module instead of calling the pipeline in-process: a child run has its own
+logging, signal handling, run directory and cleanup, exactly as a user's run.
+What they need from it is read back from its files:
+
+* ``metadata.json``: exit code, per-stage status (which stage failed), kernel-log
+  findings, build facts;
+* ``junit.xml``: one outcome per (testsuite, testcase);
+* ``build.log``: compiler warnings (see :mod:`harness.buildlog`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from harness import proc
+
+log = logging.getLogger(__name__)
+
+#: Stages that must succeed before there is anything to compare or judge.
+SETUP_STAGES = ("source", "apply", "config", "build", "selftests", "boot", "guest-setup")
+BUILD_STAGES = ("apply", "config", "build", "selftests")
+BOOT_STAGES = ("boot", "guest-setup")
+#: Kernel-log finding kinds that are informational (mirrors harness.logscan.INFO_KINDS).
+INFO_KINDS = frozenset({"oom"})
+
+#: A child run may build a kernel from scratch (cold: 20+ minutes) and run every suite.
+CHILD_TIMEOUT_S = 6 * 3600.0
+
+
+# ------------------------------------------------------------------ options --
+
+
+def forward_args(args: argparse.Namespace, *, drop: tuple[str, ...] = ()) -> list[str]:
+    """The ``run`` options the user gave (non-default values), as argv for a child run.
+
+    Derived from the ``run`` subcommand's own parser, so options added there later
+    are forwarded without changes here.  ``drop``: dests the caller sets itself
+    (e.g. ``out``, ``series``, ``base``).
+    """
+    from harness import cli
+
+    p = argparse.ArgumentParser(add_help=False)
+    cli._add_common(p, "run")
+    out: list[str] = []
+    for action in p._actions:
+        if not action.option_strings or action.dest in drop or not hasattr(args, action.dest):
+            continue
+        value = getattr(args, action.dest)
+        if value is None or value == action.default or value == []:
+            continue
+        opt = action.option_strings[-1] if action.option_strings[-1].startswith("--") \
+            else action.option_strings[0]
+        if isinstance(action, argparse._StoreTrueAction):
+            out.append(opt)
+        elif isinstance(action, argparse._AppendAction):
+            for v in value:
+                out += [opt, str(v)]
+        else:
+            out += [opt, str(value)]
+    return out
+
+
+# ---------------------------------------------------------------- child runs --
+
+
+@dataclass(frozen=True)
+class ChildRun:
+    """A finished ``python -m harness <command>``: its exit code and run directory."""
+
+    label: str
+    exit_code: int
+    run_dir: Path | None  # None: it died before creating one
+    output_log: Path  # its stdout + stderr
+    duration_s: float
+
+    def metadata(self) -> dict[str, Any]:
+        return read_metadata(self.run_dir) if self.run_dir else {}
+
+    def file(self, name: str) -> Path | None:
+        if self.run_dir is None:
+            return None
+        p = self.run_dir / name
+        return p if p.exists() else None
+
+
+#: How compare/bisect start a child run: (label, argv after ``harness``, out parent, log).
+ChildRunner = Callable[[str, list[str], Path, Path], ChildRun]
+
+
+def find_run_dir(out: Path) -> Path | None:
+    """The newest numbered run directory under ``out`` (a child run makes exactly one)."""
+    latest = out / "latest"
+    if latest.is_symlink() or latest.is_dir():
+        target = latest.resolve()
+        if target.is_dir():
+            return target
+    nums = sorted((int(p.name) for p in out.iterdir() if p.name.isdigit()), reverse=True) \
+        if out.is_dir() else []
+    return out / str(nums[0]) if nums else None
+
+
+def harness_command(args: list[str], *, verbose: bool = False) -> list[str]:
+    return [sys.executable, "-m", "harness", *(["-v"] if verbose else []), *args]
+
+
+def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
+              timeout: float = CHILD_TIMEOUT_S, verbose: bool = False,
+              echo: bool = True) -> ChildRun:
+    """Run ``python -m harness <args> --out <out>`` and wait; its lines go to ``log_path``.
+
+    With ``echo`` its output is also logged here, prefixed ``[label]``.  Ctrl-C or
+    SIGTERM here stops the child's whole session (the child then stops its VM).
+    """
+    out.mkdir(parents=True, exist_ok=True)
+    argv = harness_command([*args, "--out", str(out)], verbose=verbose)
+    log.info("[%s] %s", label, " ".join(argv[1:]))
+
+    def echo_line(line: str) -> None:
+        if echo and line.strip():
+            log.info("[%s] %s", label, line)
+
+    start = time.monotonic()
+    res = proc.run(argv, cwd=Path.cwd(), timeout=timeout, log_path=log_path, capture=False,
+                   on_line=echo_line, log_mode="w")
+    return ChildRun(label, res.returncode, find_run_dir(out), log_path,
+                    time.monotonic() - start)
+
+
+# ----------------------------------------------------------------- readers --
+
+
+def read_metadata(run_dir: Path) -> dict[str, Any]:
+    """``metadata.json`` of a run directory; ``{}`` when missing or unreadable."""
+    try:
+        data = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def stages(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    st = meta.get("results", {}).get("stages", {})
+    return st if isinstance(st, dict) else {}
+
+
+def failed_stage(meta: dict[str, Any]) -> tuple[str, str] | None:
+    """(stage, detail) of the first stage that ended in ERROR, in run order."""
+    for name, st in stages(meta).items():
+        if isinstance(st, dict) and st.get("status") == "ERROR":
+            return name, str(st.get("detail") or "")
+    return None
+
+
+def findings(meta: dict[str, Any]) -> list[dict[str, str]]:
+    """Kernel-log findings the run recorded: dicts with suite, case, kind, signature."""
+    f = meta.get("kernel_log", {}).get("findings", [])
+    return [x for x in f if isinstance(x, dict) and x.get("signature")] \
+        if isinstance(f, list) else []
+
+
+def failing_findings(meta: dict[str, Any]) -> list[dict[str, str]]:
+    return [f for f in findings(meta) if f.get("kind") not in INFO_KINDS]
+
+
+@dataclass(frozen=True)
+class CaseOutcome:
+    suite: str
+    name: str
+    outcome: str  # pass | fail | error | skip
+    message: str = ""
+
+    @property
+    def key(self) -> tuple[str, str]:
+        return (self.suite, self.name)
+
+    @property
+    def bad(self) -> bool:
+        return self.outcome in ("fail", "error")
+
+
+def read_cases(junit: Path) -> dict[tuple[str, str], CaseOutcome]:
+    """Every testcase of a junit.xml: (testsuite name, testcase name) -> outcome.
+
+    A repeated name inside one testsuite gets `` #2``, `` #3``... appended.
+    Raises OSError/ValueError for a missing or malformed file.
+    """
+    from junitparser import Error, Failure, JUnitXml, Skipped, TestSuite
+
+    try:
+        doc = JUnitXml.fromfile(str(junit))
+    except SyntaxError as e:  # xml ParseError
+        raise ValueError(f"{junit}: not JUnit XML: {e}") from e
+    suites = [doc] if isinstance(doc, TestSuite) else list(doc)
+    out: dict[tuple[str, str], CaseOutcome] = {}
+    for ts in suites:
+        sname = str(ts.name or "")
+        for case in ts:
+            name = str(case.name or "")
+            key = (sname, name)
+            n = 1
+            while key in out:
+                n += 1
+                key = (sname, f"{name} #{n}")
+            outcome, message = "pass", ""
+            for r in case.result:
+                if isinstance(r, Error):
+                    outcome, message = "error", str(r.message or "")
+                    break
+                if isinstance(r, Failure):
+                    outcome, message = "fail", str(r.message or "")
+                elif isinstance(r, Skipped) and outcome == "pass":
+                    outcome, message = "skip", str(r.message or "")
+            out[key] = CaseOutcome(key[0], key[1], outcome, message)
+    return out
+
+
+def counts(cases: dict[tuple[str, str], CaseOutcome]) -> dict[str, int]:
+    c = {"pass": 0, "fail": 0, "error": 0, "skip": 0}
+    for v in cases.values():
+        c[v.outcome] = c.get(v.outcome, 0) + 1
+    return c
+
+
+def describe(run: ChildRun) -> str:
+    """One line: where the run is, its exit code, and why if it had no verdict."""
+    meta = run.metadata()
+    where = str(run.run_dir) if run.run_dir else f"(no run directory; see {run.output_log})"
+    text = f"{where} (exit {run.exit_code}"
+    fs = failed_stage(meta)
+    if fs:
+        text += f", {fs[0]}: {fs[1][:160]}"
+    return text + ")"
