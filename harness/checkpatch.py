@@ -5,7 +5,7 @@
 then ``#N: FILE: path:line:`` and the quoted lines, up to a blank line) and the
 ``total:`` counts (None when checkpatch did not get that far).
 
-The allow-list (``patches/checkpatch-allow.txt``) has one finding per line:
+The allow-list (the project's ``checkpatch-allow.txt``) has one finding per line:
 ``<patch file or glob> <regex>  # reason``.  The reason is required; it starts at
 the first ``#`` preceded by whitespace.  The regex is searched (``^``/``$`` at line
 boundaries) in the whole block, so a rule can name the code it excuses.

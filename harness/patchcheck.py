@@ -18,12 +18,11 @@ directory (``O=``, shared with ``run``, so every build is incremental):
 2. ``--boot``: ``run`` on the final prefix (as a child run: selftests, boot,
    suites; the kernel build is reused).
 
-Checkpatch findings listed in the allow-list (default ``checkpatch-allow.txt``
-next to the series file) are reported as "allowed", not failures.  One line per
-finding: ``<patch file or glob> <regex>  # reason`` (the reason is required;
-it starts at the first `` #`` preceded by whitespace).  The regex is searched in
-the finding's text: ``LEVEL:TYPE: message``, the ``#N: FILE: path:line:`` line
-and the quoted code lines (``^``/``$`` match at line boundaries).
+Checkpatch findings listed in the allow-list are reported as "allowed", not
+failures.  The list is ``--checkpatch-allow FILE``, else ``checkpatch-allow.txt``
+next to the series file, else the project's ``checkpatch-allow.txt`` (kept out
+of ``patches/``, which exporting the series regenerates).  Its format is in
+harness.checkpatch: ``<patch file or glob> <regex>  # reason`` per finding.
 
 One table (``summary.txt``), ``patchcheck.json``, ``junit.xml``; one exit code:
 0 every patch clean; 1 a checkpatch finding, a new warning or a failed suite;
@@ -440,10 +439,22 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="also boot the final prefix and run the suites (a `run`)")
     g.add_argument("--checkpatch-allow", type=Path, metavar="FILE",
                    help=f"allowed checkpatch findings (default: {ALLOW_FILE} next to the "
-                        "series file)")
+                        "series file, else in the project)")
     g.add_argument("--fail-on", choices=[lv.lower() for lv in LEVELS], default="check",
                    help="lowest checkpatch level that fails a patch (default: check, "
                         "i.e. everything --strict reports)")
+
+
+def default_allow_list(series_file: Path, project: Path, given: Path | None) -> Path | None:
+    """The allow-list to use (see the module doc); None when there is none."""
+    if given is not None:
+        if not given.is_file():
+            raise UserError(f"--checkpatch-allow {given}: no such file")
+        return given
+    for cand in (series_file.parent / ALLOW_FILE, project / ALLOW_FILE):
+        if cand.is_file():
+            return cand
+    return None
 
 
 @contextlib.contextmanager
@@ -464,14 +475,12 @@ def main(opts: "Options", args: argparse.Namespace,
     ser = series.read_series(series_file, required=True)
     if ser.empty:
         raise UserError(f"{series_file}: no patches: nothing to check")
-    allow = args.checkpatch_allow or series_file.parent / ALLOW_FILE
-    if args.checkpatch_allow is not None and not allow.is_file():
-        raise UserError(f"--checkpatch-allow {allow}: no such file")
+    allow = default_allow_list(series_file, opts.project, args.checkpatch_allow)
     rules = load_allow(allow)
     run_dir = make_run_dir(opts.out)
     meta = Metadata(run_dir / "metadata.json", list(opts.argv))
     meta.update("build", {"command": "patchcheck", "run_dir": str(run_dir),
-                          "series": str(series_file), "allow_list": str(allow)})
+                          "series": str(series_file), "allow_list": str(allow or "")})
     log.info("patchcheck: %d patches from %s; run directory %s", len(ser.patches),
              series_file, run_dir)
     result = Result([])

@@ -35,5 +35,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 echo "install: pip install -e '.[test]'"
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/python -m pip install -q -e '.[test]'
+if ! .venv/bin/python -m pip install -q -e '.[test]' >.venv/pip-install.log 2>&1; then
+  cat .venv/pip-install.log >&2
+  echo "install: pip install failed (log: .venv/pip-install.log)" >&2
+  exit 1
+fi
 echo "install: done ($(.venv/bin/vng --version 2>/dev/null || echo 'vng missing'))"

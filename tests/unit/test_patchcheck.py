@@ -61,7 +61,7 @@ def test_parse_checkpatch() -> None:
 
 
 def test_project_allow_list_allows_exactly_the_patch2_false_positive() -> None:
-    rules = checkpatch.load_allow(ROOT / "patches" / "checkpatch-allow.txt")
+    rules = checkpatch.load_allow(ROOT / "checkpatch-allow.txt")
     found, _ = checkpatch.parse_checkpatch(OPEN_BRACE)
     marked, used = checkpatch.apply_allow(found, PATCH2, rules)
     assert marked[0].allowed and "for_each" in marked[0].allowed and used
@@ -275,3 +275,17 @@ def test_cli_patchcheck_on_a_fake_kernel_tree(tmp_path, capsys, monkeypatch) -> 
     assert snapshot(tree) == before  # applied in the cache's worktree, not here
     assert (out / "1" / "prefix" / "02" / "build.log").is_file()
     assert (out / "1" / "junit.xml").is_file()
+
+
+def test_allow_list_lookup_order(tmp_path: Path) -> None:
+    series = tmp_path / "patches" / "series"
+    series.parent.mkdir()
+    project = tmp_path
+    assert patchcheck.default_allow_list(series, project, None) is None
+    (project / "checkpatch-allow.txt").write_text("")
+    assert patchcheck.default_allow_list(series, project, None) == project / "checkpatch-allow.txt"
+    (series.parent / "checkpatch-allow.txt").write_text("")
+    assert patchcheck.default_allow_list(series, project, None) == \
+        series.parent / "checkpatch-allow.txt"
+    with pytest.raises(UserError, match="no such file"):
+        patchcheck.default_allow_list(series, project, tmp_path / "missing.txt")
