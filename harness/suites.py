@@ -59,11 +59,13 @@ SUITES: tuple[Suite, ...] = (
           timeout_s=1800, description="extra scenarios (zombies, anon, limits, THP, ...), on"),
     Suite("scenarios[sysctl=0]", "own", "scenarios", sysctl=0, needs_sysctl=False,
           timeout_s=1800, description="the same scenarios as negative control, off"),
-    Suite("test_memcontrol", "cgroup", "test_memcontrol", timeout_s=900,
+    # The kernel's own cgroup selftests run with recharging on where the kernel has
+    # it (a defined state, not whatever the previous suite left), plainly elsewhere.
+    Suite("test_memcontrol", "cgroup", "test_memcontrol", sysctl=1, timeout_s=900,
           description="kernel cgroup selftest: memory controller"),
-    Suite("test_kmem", "cgroup", "test_kmem", timeout_s=600,
+    Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600,
           description="kernel cgroup selftest: kernel memory accounting"),
-    Suite("test_core", "cgroup", "test_core", timeout_s=300,
+    Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300,
           description="kernel cgroup selftest: cgroup core"),
 )
 

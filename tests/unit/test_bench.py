@@ -348,7 +348,8 @@ def fake_runner(w: SimpleNamespace, calls: list[tuple[str, list[str], str | None
                           selftests=0.1)
         if cmd == "run":
             stages.update(boot=15.0, **{"guest-setup": 3.0}, suites=100.0, report=0.1)
-        meta = {"results": {"exit_code": 0, "stages": _stages(**stages),
+        meta = {"build_info": {"skipped": cmd == "build" and label == "prime"},
+                "results": {"exit_code": 0, "stages": _stages(**stages),
                             "suites": {"recharge[sysctl=1]": {"status": "PASS",
                                                               "duration_s": 50.0}}},
                 "source": {"repo": str(w.repo), "head_commit": w.head, "base_commit": w.head,
@@ -393,7 +394,8 @@ def test_bench_runs_the_steps_in_order_and_writes_reports(world: SimpleNamespace
     code, line = bench.main(world.opts, _args(), runner=fake_runner(world, calls),
                             kernel_bench=fake_kernel_bench(kcalls))
     labels = [c[0] for c in calls]
-    assert labels == ["apply", "edit-apply", "prime", "warm", "edit", "revert"]
+    # prime-2: the new edit branch churned mtimes that the skipped prime build hid.
+    assert labels == ["apply", "edit-apply", "prime", "prime-2", "warm", "edit", "revert"]
     edit = next(c for c in calls if c[0] == "edit")
     assert edit[1][:2] == ["run", "--series"] and "--suite" in edit[1] and edit[2] == "1"
     assert all(c[2] is None for c in calls if c[0] != "edit")  # CCACHE_RECACHE only there
