@@ -753,9 +753,13 @@ static int case_thp_shmem(void)
 
 /* -------------------------------------------------------------- anon THP */
 
+#define THP_UNDERUSED "/sys/kernel/mm/transparent_hugepage/shrink_underused"
+
 static int case_thp_anon(void)
 {
 	char *parent = NULL, *a = NULL, *b = NULL, old[128], *sel;
+	char underused[16];
+	bool restore_underused = false;
 	struct agent ag = { .pid = -1 };
 	struct stat_probe sp;
 	struct residual_probe rp = { 0 };
@@ -771,6 +775,17 @@ static int case_thp_anon(void)
 		if (write_str(THP_ENABLED, "madvise"))
 			return rh_skip("THP is 'never' and cannot be changed");
 		restore = true;
+	}
+	/*
+	 * 6.12 queues every new anon THP on its memcg's deferred split queue
+	 * for the underused-THP shrinker, and recharging leaves queued folios
+	 * alone (the queue lives in the memcg).  Fault the THP with that off.
+	 */
+	if (read_str(THP_UNDERUSED, underused, sizeof(underused)) > 0 &&
+	    !write_str(THP_UNDERUSED, "0")) {
+		restore_underused = true;
+		ktap_diag("thp_anon: %s was %.1s, set to 0 while faulting",
+			  THP_UNDERUSED, underused);
 	}
 	parent = mkparent("thp_anon");
 	a = parent ? mkchild(parent, "A") : NULL;
@@ -822,6 +837,8 @@ out:
 	destroy_free(&a);
 	destroy_free(&b);
 	destroy_free(&parent);
+	if (restore_underused)
+		write_str(THP_UNDERUSED, underused[0] == '0' ? "0" : "1");
 	if (restore) {
 		sel = strchr(old, '[');
 		if (sel) {
