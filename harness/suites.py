@@ -53,8 +53,9 @@ class Suite:
 SUITES: tuple[Suite, ...] = (
     Suite("recharge[sysctl=1]", "own", "test_recharge", sysctl=1, needs_sysctl=True,
           timeout_s=900, description="recharging scenarios, feature on"),
-    Suite("recharge[sysctl=0]", "own", "test_recharge", sysctl=0, needs_sysctl=False,
-          timeout_s=900, description="the same scenarios as control, feature off"),
+    Suite("recharge[sysctl=0]", "own", "test_recharge", args=("--control",), sysctl=0,
+          needs_sysctl=False, timeout_s=900,
+          description="the same scenarios as control, feature off: memory must stay with the dead memcg"),
     Suite("scenarios[sysctl=1]", "own", "scenarios", sysctl=1, needs_sysctl=True,
           timeout_s=1800, description="extra scenarios (zombies, anon, limits, THP, ...), on"),
     Suite("scenarios[sysctl=0]", "own", "scenarios", sysctl=0, needs_sysctl=False,
