@@ -526,11 +526,14 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 	}
 	if (rh_poll(probe_dying, parent, rh_le, dying_base, timeout_ms, 50, &v))
 		gone_ms = (long)((now_s() - t0) * 1000);
-	if (gone_ms >= 0)
+	if (gone_ms >= 0) {
 		report_value(name, "dying_gone_ms", "ms", gone_ms);
-	else
+	} else {
 		ktap_diag("%s: note: %ld dying memcg(s) still there after %.1f s (not a failure: page cache or metadata nobody touches may pin them)",
 			  name, v - dying_base, now_s() - t0);
+		report_value(name, "dying_left", "memcgs", v - dying_base);
+		report_value(name, "dying_waited_ms", "ms", (now_s() - t0) * 1000);
+	}
 	ret = RH_PASS;
 out:
 	agent_kill(&ag);

@@ -79,6 +79,7 @@ def test_hot_ratios_and_goals_name_noise() -> None:
     rows = bench.hot_ratios(patched, base)
     row = next(r for r in rows if r["case"] == "read_ext4")
     assert row["sysctl0_over_base"] == 0.995 and row["sysctl0_met"]
+    assert row["sysctl0_over_base_best"] == round(99.5 * 1.01 / 100.5, 4)
     assert row["sysctl1_over_base"] == 0.9 and not row["sysctl1_met"]
     assert not row["sysctl1_within_noise"]
     assert row["sysctl1_over_sysctl0"] == pytest.approx(90 / 99.5, abs=1e-4)
@@ -189,7 +190,9 @@ def test_summarize_child_and_build_phases(tmp_path: Path) -> None:
     (kbuild / "mm").mkdir(parents=True)
     (kbuild / "arch/x86/boot").mkdir(parents=True)
     t_build = bench.log_time("2026-11-26 10:00:32,000")
-    for rel, dt_ in (("mm/memcontrol.o", 30), ("vmlinux.o", 40), ("vmlinux", 70),
+    (kbuild / "arch/x86/boot/compressed").mkdir(parents=True)
+    for rel, dt_ in (("mm/memcontrol.o", 30), ("vmlinux.a", 35), ("vmlinux.o", 40),
+                     ("vmlinux", 70), ("arch/x86/boot/compressed/misc.o", 75),
                      ("arch/x86/boot/bzImage", 80)):
         (kbuild / rel).write_text("x")
         os.utime(kbuild / rel, (t_build + dt_, t_build + dt_))
@@ -200,18 +203,21 @@ def test_summarize_child_and_build_phases(tmp_path: Path) -> None:
             "vm": {"boot_to_ssh_s": 10.5, "boot_to_shell_s": 16.0, "accel": "tcg"}}
     d = _run_dir(tmp_path / "out", meta, {
         "harness.log": HLOG, "vm/console.log": CONSOLE,
-        "build.log": "  CC      mm/memcontrol.o\n  LD      vmlinux.o\n"})
+        "build.log": "  CC      mm/memcontrol.o\n  LD      vmlinux.o\n"
+                     "  CC      arch/x86/boot/compressed/misc.o\n"})
     child = ChildRun("edit", 0, d, tmp_path / "x.log", 180.0)
     s = bench.summarize_child(child)
     assert s["stage_sum_s"] == 141.0 and s["outside_stages_s"] == 39.0
     assert s["lock_waits_s"] == {"the kernel build lock": 30.5}
     assert s["boot"]["guest_zero_s"] == 2.5 and s["suites_total_s"] == 30.0
     bp = bench.build_phases(child, s)
-    assert bp["compiled"] == ["mm/memcontrol.c"]
+    assert bp["compiled"] == ["arch/x86/boot/compressed/misc.c", "mm/memcontrol.c"]
+    assert bp["compiled_kernel"] == ["mm/memcontrol.c"]
     assert bp["phases_s"] == {"make start + compile (to the last object)": 30.0,
-                              "archive + vmlinux.o + modpost": 10.0,
+                              "archives (built-in.a, vmlinux.a)": 5.0,
+                              "vmlinux.o + modpost": 5.0,
                               "vmlinux link (kallsyms passes)": 30.0,
-                              "bzImage (objcopy, compress, setup)": 10.0,
+                              "bzImage (compress, boot setup)": 10.0,
                               "after bzImage (stamps)": 5.0}
 
 
