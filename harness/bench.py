@@ -1344,6 +1344,10 @@ def render_markdown(data: dict[str, Any]) -> str:
         s = e["run"]
         lines.append(f"| (c) one-line change -> recharge verdict | {_fmt(s['wall_s'])} | exit "
                      f"{s['exit_code']}; {_stage_list(s)} |")
+        if s.get("suites"):
+            lines.append(f"| (c) its suites | {_fmt(s['suites_total_s'])} | " + ", ".join(
+                f"{k} {float(x.get('duration_s') or 0):.1f} s ({x.get('status')})"
+                for k, x in s["suites"].items()) + " |")
         bp = s.get("build_phases", {})
         if bp:
             kern = bp.get("compiled_kernel", bp.get("compiled", []))
