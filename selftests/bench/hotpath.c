@@ -129,15 +129,6 @@ static char *mkcg(const char *parent, const char *name, bool memory)
 	return c;
 }
 
-static void rmcg(char **cg)
-{
-	if (*cg) {
-		cg_destroy(*cg);
-		free(*cg);
-		*cg = NULL;
-	}
-}
-
 static bool dir_on(const char *dir, const char *fs)
 {
 	return on_fstype(dir, fs);
@@ -343,7 +334,7 @@ static int case_hot(const char *name, bool blockfs, bool fault)
 	ret = RH_PASS;
 out:
 	unlink(path);
-	rmcg(&live);
+	cg_destroy_free(&live);
 	munmap(res, sizeof(*res));
 	return ret;
 }
@@ -542,11 +533,11 @@ out:
 			 name, getpid(), i);
 		if (dir)
 			unlink(path);
-		rmcg(&w[i]);
+		cg_destroy_free(&w[i]);
 	}
 	free(w);
-	rmcg(&owner);
-	rmcg(&parent);
+	cg_destroy_free(&owner);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -700,6 +691,6 @@ int main(int argc, char **argv)
 		}
 		ktap_result(cases[i].name, res, rh_skip_reason);
 	}
-	rmcg(&top);
+	cg_destroy_free(&top);
 	return ktap_exit_code();
 }

@@ -879,3 +879,12 @@ bool on_fstype(const char *path, const char *fstype)
 	fclose(f);
 	return found;
 }
+
+void cg_destroy_free(char **cg)
+{
+	if (*cg) {
+		cg_destroy(*cg);
+		free(*cg);
+		*cg = NULL;
+	}
+}

@@ -66,6 +66,8 @@ char *cg_join(const char *parent, const char *name);
 int cg_create(const char *cg);
 /* Kills every process in @cg and removes it; 0 if it is gone. */
 int cg_destroy(const char *cg);
+/* cg_destroy(*cg), free(*cg), *cg = NULL; a NULL *cg is fine */
+void cg_destroy_free(char **cg);
 /* Removes a cgroup that has no processes (no kill); 0 on success. */
 int cg_rmdir(const char *cg);
 long cg_read_long(const char *cg, const char *file);

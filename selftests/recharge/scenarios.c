@@ -141,15 +141,6 @@ static char *mkchild(const char *parent, const char *name)
 	return c;
 }
 
-static void destroy_free(char **cg)
-{
-	if (*cg) {
-		cg_destroy(*cg);
-		free(*cg);
-		*cg = NULL;
-	}
-}
-
 /*
  * Writes @len bytes of @path from a process in @cg, which then exits.  On a
  * block filesystem the blocks are reserved beforehand from outside the
@@ -432,11 +423,11 @@ out:
 		snprintf(path, sizeof(path), "%s/rh_zombie_%d_%d", dir,
 			 getpid(), i);
 		unlink(path);
-		destroy_free(&z[i]);
+		cg_destroy_free(&z[i]);
 	}
 	free(z);
-	destroy_free(&live);
-	destroy_free(&parent);
+	cg_destroy_free(&live);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -509,9 +500,9 @@ static int case_anon_migrate(void)
 		ret = rh_fail("the task cannot read its memory any more");
 out:
 	agent_kill(&ag);
-	destroy_free(&a);
-	destroy_free(&b);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -625,9 +616,9 @@ static int limit_case(const char *knob)
 out:
 	agent_kill(&ag);
 	unlink(path);
-	destroy_free(&a);
-	destroy_free(&b);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -735,9 +726,9 @@ out:
 	agent_kill(&ag);
 	unlink(f0);
 	unlink(f1);
-	destroy_free(&a);
-	destroy_free(&b);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -834,9 +825,9 @@ static int case_thp_anon(void)
 	rh_counters_diag("thp_anon", &before, NULL);
 out:
 	agent_kill(&ag);
-	destroy_free(&a);
-	destroy_free(&b);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
 	if (restore_underused)
 		write_str(THP_UNDERUSED, underused[0] == '0' ? "0" : "1");
 	if (restore) {
@@ -959,9 +950,9 @@ static int case_mlock(void)
 out:
 	agent_kill(&ag);
 	unlink(path);
-	destroy_free(&a);
-	destroy_free(&b);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -1041,9 +1032,9 @@ static int case_kernel_writeback(void)
 out:
 	unlink(f);
 	unlink(g);
-	destroy_free(&a);
-	destroy_free(&u);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&u);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -1067,8 +1058,8 @@ static int case_kernel_exit(void)
 		return rh_skip("no tmpfs for shmem");
 	snprintf(path, sizeof(path), "%s/rh_kexit_%d", shmem_dir, getpid());
 	for (attempt = 0, wait_ms = 1000; attempt < 3; attempt++, wait_ms *= 4) {
-		destroy_free(&a);
-		destroy_free(&u);
+		cg_destroy_free(&a);
+		cg_destroy_free(&u);
 		a = parent ? mkchild(parent, "A") : NULL;
 		u = parent ? mkchild(parent, "U") : NULL;
 		if (!a || !u)
@@ -1124,9 +1115,9 @@ static int case_kernel_exit(void)
 out:
 	agent_kill(&ag);
 	unlink(path);
-	destroy_free(&a);
-	destroy_free(&u);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&u);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -1180,8 +1171,8 @@ static int case_root_mapper(void)
 out:
 	agent_kill(&ag);
 	unlink(path);
-	destroy_free(&a);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -1283,10 +1274,10 @@ out:
 	agent_kill(&ag);
 	unlink(f);
 	unlink(f2);
-	destroy_free(&a);
-	destroy_free(&a2);
-	destroy_free(&b);
-	destroy_free(&parent);
+	cg_destroy_free(&a);
+	cg_destroy_free(&a2);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
@@ -1498,9 +1489,9 @@ static int case_stress(void)
 out:
 	for (i = 0; i < sf.nr; i++)
 		unlink(sf.path[i]);
-	destroy_free(&l1);
-	destroy_free(&l2);
-	destroy_free(&parent);
+	cg_destroy_free(&l1);
+	cg_destroy_free(&l2);
+	cg_destroy_free(&parent);
 	return ret;
 }
 
