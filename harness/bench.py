@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from harness import buildlog, rundir
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, HarnessError, InfraError
+from harness.profiles import BASE_FRAGMENTS, PROFILES
 from harness.rundir import ChildRun, ChildRunner
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -68,9 +69,11 @@ GOAL_HOT_RATIO = 0.99  # patched / base throughput on the hot path
 #: Cold-build profiles (docs/design.md, PROFILES): base config of virtme-configkernel,
 #: then the fragments in the order the pipeline merges them (the tree's cgroup
 #: selftest config first, then recharge + testenv, then the profile's own).
+#: Built from harness.profiles: "tiny" is the default test profile, "vng-full" the
+#: ``vng`` profile (virtme-ng's default config with the same fragments).
 COLD_PROFILES: dict[str, tuple[str, tuple[str, ...]]] = {
-    "tiny": ("--allnoconfig", ("recharge.config", "testenv.config", "tiny.config")),
-    "vng-full": ("--defconfig", ("recharge.config", "testenv.config")),
+    label: (PROFILES[name].base, BASE_FRAGMENTS + PROFILES[name].fragments)
+    for label, name in (("tiny", "tiny"), ("vng-full", "vng"))
 }
 
 EDIT_PATCH_NAME = "9999-bench-one-line-edit-in-mm-memcontrol.c.patch"

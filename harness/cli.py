@@ -19,6 +19,7 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from harness.errors import EXIT_NO_VERDICT, HarnessError, Interrupted, UserError
+from harness.profiles import DEFAULT_PROFILE, PROFILES
 
 if TYPE_CHECKING:
     from harness.pipeline import Options, Pipeline
@@ -99,7 +100,9 @@ def _add_common(sp: argparse.ArgumentParser, name: str) -> None:
     if name in ("source", "apply"):
         return
     g = sp.add_argument_group("build")
-    g.add_argument("--profile", default="default", help="config profile: default or debug")
+    g.add_argument("--profile", default=DEFAULT_PROFILE,
+                   help="config profile: " + "; ".join(f"{p.name}: {p.description}"
+                                                       for p in PROFILES.values()))
     g.add_argument("--jobs", "-j", type=_positive_int, help="make -j (default: CPU count)")
     if name in ("config", "build"):
         return
@@ -149,7 +152,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         cpus=getattr(args, "cpus", 2),
         accel=getattr(args, "accel", "auto"),
         jobs=getattr(args, "jobs", None),
-        profile=getattr(args, "profile", "default"),
+        profile=getattr(args, "profile", DEFAULT_PROFILE),
         suites=tuple(getattr(args, "suite", []) or ()),
         keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),
         boot_timeout_s=getattr(args, "boot_timeout", 300.0),

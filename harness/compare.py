@@ -354,7 +354,7 @@ def pipeline_kbuild(opts: "Options") -> Path | None:
     if not worktree.is_dir():
         return None
     frags = pipeline.fragments_for(opts.project, worktree, opts.profile)
-    kbuild = opts.cache / "kbuild" / kconfig.kbuild_key(name, frags, opts.profile)
+    kbuild = pipeline.kbuild_for(opts.cache, name, frags, opts.profile)
     return kbuild if kbuild.is_dir() else None
 
 

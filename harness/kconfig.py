@@ -455,8 +455,9 @@ def kbuild_key(worktree_name: str, fragments: Iterable[Path], extra: str = "") -
     return h.hexdigest()[:16]
 
 
-def _inputs_hash(tree_commit: str, fragments: Iterable[Path], vng_version: str) -> str:
-    h = hashlib.sha256(f"commit {tree_commit}\nvng {vng_version}\n".encode())
+def _inputs_hash(tree_commit: str, fragments: Iterable[Path], vng_version: str,
+                 base_config: str = "--defconfig") -> str:
+    h = hashlib.sha256(f"commit {tree_commit}\nvng {vng_version}\nbase {base_config}\n".encode())
     for f in fragments:
         h.update(f"{f}\n".encode())
         h.update(f.read_bytes())
@@ -495,8 +496,14 @@ def make_config(
     *,
     unknown_is_error: bool = True,
     timeout: float = 900.0,
+    base_config: str = "--defconfig",
 ) -> ConfigResult:
-    """Produce ``kbuild/.config`` from the fragments and verify it (no compiling)."""
+    """Produce ``kbuild/.config`` from the fragments and verify it (no compiling).
+
+    ``base_config``: virtme-configkernel's starting point, ``--defconfig`` (its minimal
+    config for virtme-ng) or ``--allnoconfig``."""
+    if base_config not in ("--defconfig", "--allnoconfig"):
+        raise ValueError(f"base_config {base_config!r}")
     frags = [Fragment.load(p) for p in fragments]
     requested, notes = requested_options(frags)
     for n in notes:
@@ -504,7 +511,7 @@ def make_config(
     kbuild.mkdir(parents=True, exist_ok=True)
     config = kbuild / ".config"
     stamp = kbuild / ".harness-config-inputs"
-    inputs = _inputs_hash(tree_commit, fragments, vng_version())
+    inputs = _inputs_hash(tree_commit, fragments, vng_version(), base_config)
     regenerated = False
     changed = False
     if config.is_file() and stamp.is_file() and stamp.read_text().strip() == inputs:
@@ -515,7 +522,7 @@ def make_config(
         stage.mkdir(parents=True, exist_ok=True)
         (stage / ".config").unlink(missing_ok=True)
         steps = [
-            [vng_tool("virtme-configkernel"), "--defconfig", f"O={stage}"],
+            [vng_tool("virtme-configkernel"), base_config, f"O={stage}"],
             [str(tree / "scripts/kconfig/merge_config.sh"), "-m", "-O", str(stage),
              str(stage / ".config"), *map(str, fragments)],
             ["make", f"O={stage}", "olddefconfig"],

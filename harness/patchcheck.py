@@ -273,9 +273,10 @@ class KernelSteps:
 
         o = self.o
         frags = pipeline.fragments_for(o.project, self.worktree, o.profile)
-        self.kbuild = o.cache / "kbuild" / kconfig.kbuild_key(self.worktree.name, frags, o.profile)
+        self.kbuild = pipeline.kbuild_for(o.cache, self.worktree.name, frags, o.profile)
         res = kconfig.make_config(self.worktree, self.head, self.kbuild, frags,
-                                  self._dir(k) / "config.log", unknown_is_error=final)
+                                  self._dir(k) / "config.log", unknown_is_error=final,
+                                  base_config=pipeline.get_profile(o.profile).base)
         for w in res.warnings:
             log.debug("patchcheck [%d]: config: %s", k, w)
 

@@ -28,6 +28,8 @@ from harness.errors import (EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, BootError, Ha
                             InfraError, UserError)
 from harness.model import StageResult, Status, SuiteRun
 from harness.paths import file_lock
+from harness.profiles import (BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES,  # noqa: F401
+                               get_profile)
 from harness.report.metadata import Metadata
 
 log = logging.getLogger(__name__)
@@ -37,8 +39,8 @@ STAGES = ("source", "apply", "config", "build", "selftests", "boot", "guest-setu
 #: Last stage of each subcommand.
 LAST_STAGE = {"source": "source", "apply": "apply", "config": "config", "build": "selftests",
               "boot": "guest-setup", "test": "report", "run": "report"}
-PROFILES = {"default": ("slim.config",), "debug": ("slim.config", "debug.config")}
-BASE_FRAGMENTS = ("recharge.config", "testenv.config")
+
+
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ class Options:
     cpus: int = 2
     accel: str = "auto"
     jobs: int | None = None
-    profile: str = "default"
+    profile: str = DEFAULT_PROFILE
     suites: tuple[str, ...] = ()
     keep_vm_on_failure: bool = False
     boot_timeout_s: float = 300.0
@@ -86,18 +88,24 @@ def make_run_dir(out: Path) -> Path:
     return d
 
 
+def kbuild_for(cache: Path, worktree_name: str, fragments: list[Path], profile: str) -> Path:
+    """The persistent ``O=`` directory of a tree + profile + fragment contents."""
+    prof = get_profile(profile)
+    return cache / "kbuild" / kconfig.kbuild_key(worktree_name, fragments,
+                                                 f"{prof.name} {prof.base}")
+
+
 def fragments_for(project: Path, tree: Path, profile: str) -> list[Path]:
-    if profile not in PROFILES:
-        raise UserError(f"--profile {profile!r}: expected one of {', '.join(PROFILES)}")
+    prof = get_profile(profile)
     kdir = project / "kconfig"
     frags = []
     selftest_cfg = tree / "tools/testing/selftests/cgroup/config"
     if selftest_cfg.is_file():
         frags.append(selftest_cfg)
-    for name in BASE_FRAGMENTS + PROFILES[profile]:
+    for name in BASE_FRAGMENTS + prof.fragments:
         p = kdir / name
         if not p.is_file():
-            raise UserError(f"config fragment {p} not found (profile {profile})")
+            raise UserError(f"config fragment {p} not found (profile {prof.name})")
         frags.append(p)
     return frags
 
@@ -244,8 +252,8 @@ class Pipeline:
         tree = c.applied.worktree
         with self.stage("config", "config.log") as st:
             frags = fragments_for(o.project, tree, o.profile)
-            key = kconfig.kbuild_key(worktree.name, frags, o.profile)
-            kbuild = o.cache / "kbuild" / key
+            prof = get_profile(o.profile)
+            kbuild = kbuild_for(o.cache, worktree.name, frags, o.profile)
             fdir = self.path("fragments")
             fdir.mkdir(exist_ok=True)
             for i, f in enumerate(frags):
@@ -254,7 +262,8 @@ class Pipeline:
             # (e.g. MEMCG_RECHARGE_OFFLINE_ENABLED) are "unknown to this tree" warnings.
             c.config = kconfig.make_config(tree, c.applied.head_commit, kbuild, frags,
                                            self.path("config.log"),
-                                           unknown_is_error=bool(c.applied.patches))
+                                           unknown_is_error=bool(c.applied.patches),
+                                           base_config=prof.base)
             shutil.copy(c.config.config, self.path("config"))
             st["detail"] = (f"{c.config.config} "
                             f"({'reused' if not c.config.regenerated else 'regenerated'}, "
@@ -263,7 +272,8 @@ class Pipeline:
                             + (f", {len(c.config.warnings)} warning(s)" if c.config.warnings
                                else ""))
             self.meta.update("config", {"kbuild": str(kbuild), "sha256": c.config.config_sha256,
-                                        "profile": o.profile,
+                                        "profile": prof.name,
+                                        "base_config": prof.base,
                                         "fragments": [str(f) for f in frags],
                                         "warnings": list(c.config.warnings)})
         if not self.wants("build"):

@@ -205,6 +205,7 @@ def make_project(root: Path, fragments: dict[str, str] | None = None) -> Path:
         "recharge.config": "CONFIG_MEMCG=y\nCONFIG_PAGE_COUNTER=y\n",
         "testenv.config": "CONFIG_BLOCK=y\n",
         "slim.config": "# CONFIG_THERMAL is not set\n",
+        "tiny.config": "# CONFIG_THERMAL is not set\n",
     }
     for name, text in frags.items():
         (kdir / name).write_text(text)

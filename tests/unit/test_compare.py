@@ -235,10 +235,10 @@ def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeyp
     worktree = paths.cache_root() / "worktrees" / "debian-6.12"
     (worktree / "tools/testing/selftests/cgroup").mkdir(parents=True)
     (worktree / "tools/testing/selftests/cgroup/config").write_text("CONFIG_MEMCG=y\n")
-    from harness.pipeline import fragments_for
+    from harness.pipeline import fragments_for, kbuild_for
 
     frags = fragments_for(project, worktree, "default")
-    kbuild = paths.cache_root() / "kbuild" / kconfig.kbuild_key("debian-6.12", frags, "default")
+    kbuild = kbuild_for(paths.cache_root(), "debian-6.12", frags, "default")
     for f in ("mm/memcontrol.o", "mm/vmscan.o", "arch/x86/boot/bzImage"):
         (kbuild / f).parent.mkdir(parents=True, exist_ok=True)
         (kbuild / f).write_text("x")

@@ -9,7 +9,7 @@ import pytest
 
 from _fakes import isolate, make_fake_tree, write_exe  # noqa: F401
 from harness import kconfig
-from harness.errors import ConfigError
+from harness.errors import ConfigError, UserError
 
 
 def test_parse_config_and_fragment_validation(tmp_path: Path) -> None:
@@ -156,3 +156,29 @@ def test_real_kconfig_tree_if_available() -> None:
         pytest.skip("no real kernel tree in the cache")
     idx = kconfig.KconfigIndex(tree)
     assert "EXT4_FS" in idx.symbols and idx.symbols["EXT4_FS"][0].depends == ["BLOCK"]
+
+
+def test_profile_base_config_reaches_virtme_configkernel(tmp_path: Path, monkeypatch) -> None:
+    """tiny/debug start from --allnoconfig, slim/vng from --defconfig; a change of the
+    starting point regenerates the config and gets its own O= directory."""
+    from harness import pipeline
+
+    tree = make_fake_tree(tmp_path / "tree")
+    exe = _fake_vng(tmp_path, monkeypatch)
+    seen = tmp_path / "argv"
+    exe.write_text(exe.read_text().replace("#!/bin/sh\n", f'#!/bin/sh\necho "$1" >> {seen}\n', 1))
+    kb = tmp_path / "kbuild" / "k"
+    frags = _frags(tmp_path)
+    kconfig.make_config(tree, "c1", kb, frags, tmp_path / "config.log", base_config="--allnoconfig")
+    r2 = kconfig.make_config(tree, "c1", kb, frags, tmp_path / "config.log",
+                             base_config="--defconfig")
+    assert r2.regenerated
+    assert seen.read_text().split() == ["--allnoconfig", "--defconfig"]
+    with pytest.raises(ValueError):
+        kconfig.make_config(tree, "c1", kb, frags, tmp_path / "config.log", base_config="--x")
+    assert pipeline.get_profile("default").name == pipeline.DEFAULT_PROFILE == "tiny"
+    assert {p.base for p in pipeline.PROFILES.values()} == {"--allnoconfig", "--defconfig"}
+    keys = {pipeline.kbuild_for(tmp_path, "wt", frags, p) for p in ("tiny", "slim", "vng", "debug")}
+    assert len(keys) == 4
+    with pytest.raises(UserError, match="--profile 'nope'"):
+        pipeline.get_profile("nope")
