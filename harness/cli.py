@@ -48,6 +48,9 @@ CI_COMMANDS = {
               "suites; --cold: cold builds) and the in-guest hot path; bench.json + bench.md"),
 }
 
+MERGE_HELP = ("combine shard run directories (junit.xml + metadata.json) into one report; "
+              "exit code = the worst shard's")
+
 
 class _Formatter(logging.Formatter):
     PREFIX = {logging.DEBUG: "D", logging.INFO: "I", logging.WARNING: "W",
@@ -78,6 +81,8 @@ def build_parser() -> argparse.ArgumentParser:
     for name, help_text in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         _add_common(sp, name)
+    sp = sub.add_parser("merge", help=MERGE_HELP, description=MERGE_HELP)
+    import_module("harness.mergecmd").add_arguments(sp)
     for name, (module, help_text) in CI_COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
         _add_common(sp, "run")
@@ -120,6 +125,9 @@ def _add_common(sp: argparse.ArgumentParser, name: str) -> None:
     if name in ("test", "run"):
         g.add_argument("--suite", action="append", default=[], metavar="NAME",
                        help="run only this suite (repeatable; e.g. test_memcontrol, recharge)")
+        g.add_argument("--shard", metavar="I/N",
+                       help="run only shard I of N of the selected suites (round-robin over "
+                       "their sorted names; for CI matrices, combine with `merge`)")
 
 
 def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
@@ -140,7 +148,21 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
     memory = vm.parse_memory(getattr(args, "memory", "3G"))
     from harness.suites import select_suites
 
-    select_suites(list(getattr(args, "suite", []) or []) or None)  # bad names fail fast
+    chosen = select_suites(list(getattr(args, "suite", []) or []) or None)  # bad names fail fast
+    suites = tuple(getattr(args, "suite", []) or ())
+    shard_text = getattr(args, "shard", None)
+    if shard_text:
+        from harness.report.merge import parse_shard, shard
+
+        try:
+            index, total = parse_shard(shard_text)
+        except ValueError as e:
+            raise UserError(f"--shard: {e}")
+        mine = shard([s.name for s in chosen], index, total)
+        if not mine:
+            raise UserError(f"--shard {index}/{total}: no suite falls in this shard "
+                            f"({len(chosen)} selected; use at most {len(chosen)} shards)")
+        suites, shard_text = tuple(mine), f"{index}/{total}"
     cache = paths.cache_root().resolve()
     return Options(
         command=args.command,
@@ -153,7 +175,8 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         accel=getattr(args, "accel", "auto"),
         jobs=getattr(args, "jobs", None),
         profile=getattr(args, "profile", DEFAULT_PROFILE),
-        suites=tuple(getattr(args, "suite", []) or ()),
+        suites=suites,
+        shard=shard_text or None,
         keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),
         boot_timeout_s=getattr(args, "boot_timeout", 300.0),
         tcg_multithread=getattr(args, "tcg_multithread", False),
@@ -191,6 +214,17 @@ def _boot_ready(pipeline: "Pipeline") -> None:
         log.info("Ctrl-C: stopping the guest")
 
 
+def _merge(args: argparse.Namespace) -> int:
+    from harness.mergecmd import load_shards, merge_runs
+    from harness.pipeline import make_run_dir
+
+    shards = load_shards(list(args.inputs))  # bad paths fail before a run directory exists
+    run_dir = make_run_dir(args.out.expanduser().absolute())
+    code, line = merge_runs(shards, run_dir)
+    (log.info if code == 0 else log.error)("%s", line)
+    return code
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
@@ -218,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
 
     code = EXIT_NO_VERDICT
     try:
+        if args.command == "merge":
+            return _merge(args)
         opts = _options(args, argv)
         if args.command in CI_COMMANDS:
             code, line = import_module(CI_COMMANDS[args.command][0]).main(opts, args)

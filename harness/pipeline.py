@@ -56,6 +56,7 @@ class Options:
     jobs: int | None = None
     profile: str = DEFAULT_PROFILE
     suites: tuple[str, ...] = ()
+    shard: str | None = None  # "I/N" when --shard chose ``suites``
     keep_vm_on_failure: bool = False
     boot_timeout_s: float = 300.0
     budget_s: int = 3 * 3600
