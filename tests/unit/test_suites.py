@@ -132,3 +132,19 @@ def test_status_from_without_parser() -> None:
     assert suites.status_from(0, KTAP_FAIL, None)[0] == Status.FAIL
     assert suites.status_from(4, "", None)[0] == Status.SKIP
     assert suites.status_from(137, "", None)[0] == Status.ERROR
+
+
+def test_wrapper_prefixes_the_program_or_reports_it_missing(tmp_path: Path) -> None:
+    suite = suites.Suite("test_kmem", "cgroup", "test_kmem", wrapper="ext4-root.sh")
+    kdir = _prog_dir(tmp_path, "test_kmem")
+    own = tmp_path / "own"
+    own.mkdir()
+    g = FakeGuest(program=CmdResult("x", 0, KTAP_OK, "", 1.0))
+    run = suites.run_suite(g, suite, kdir, tmp_path / "ktap", wrapper_dir=own)
+    assert run.status == Status.NOTRUN and "wrapper ext4-root.sh not built" in (run.error or "")
+    (own / "ext4-root.sh").write_text("#!/bin/sh\n")
+    run = suites.run_suite(g, suite, kdir, tmp_path / "ktap", wrapper_dir=own)
+    assert run.status == Status.PASS
+    assert f"; {own / 'ext4-root.sh'} stdbuf -oL -eL {kdir / 'test_kmem'}; rc=$?" in g.calls[-1][0]
+    table = {s.name: s for s in suites.SUITES}
+    assert table["test_kmem"].wrapper == "ext4-root.sh"

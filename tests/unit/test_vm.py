@@ -24,8 +24,10 @@ def fake_vng(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
         echo "HOME=$HOME" >> {tmp_path}/vng-calls
         case "$FAKE_VNG_MODE" in
           hang) exec sleep 300 ;;
+          halt) echo RECHARGE-HARNESS-KVM-PROBE-OK; exec sleep 300 ;;
           fail) echo "qemu-system-x86_64: error: failed to set MSR 0x10a to 0x0" >&2; exit 1 ;;
-          ok) exit 0 ;;
+          ok) echo RECHARGE-HARNESS-KVM-PROBE-OK; exit 0 ;;
+          nomark) exit 0 ;;
           broken) echo "/bin/sh: 1: virtme-run: not found" >&2; exit 127 ;;
           busy)
             # first port is "taken": report it like QEMU does
@@ -94,6 +96,7 @@ def test_scratch_images_are_sparse_and_labelled(tmp_path: Path) -> None:
     ("hang", "tcg", "did not finish booting within 1s"),
     ("fail", "tcg", "failed to set MSR 0x10a"),
     ("ok", "kvm", "KVM test boot succeeded"),
+    ("halt", "kvm", "guest halted; killed at the deadline"),
 ])
 def test_kvm_probe(tmp_path: Path, monkeypatch, fake_vng, mode: str, accel: str, why: str) -> None:
     monkeypatch.setenv("FAKE_VNG_MODE", mode)
@@ -104,7 +107,7 @@ def test_kvm_probe(tmp_path: Path, monkeypatch, fake_vng, mode: str, accel: str,
     assert time.monotonic() - start < 8
     assert choice.accel == accel and why in choice.reason and choice.probed
     calls = (tmp_path / "vng-calls").read_text()
-    assert "--disable-kvm" not in calls and "-- true" in calls
+    assert "--disable-kvm" not in calls and "RECHARGE-HARNESS-KVM-PROBE-OK" in calls
 
 
 def test_probe_that_never_reached_qemu_is_an_error_not_a_verdict(tmp_path: Path, monkeypatch,
