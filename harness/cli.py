@@ -125,6 +125,8 @@ def _add_common(sp: argparse.ArgumentParser, name: str) -> None:
     if name in ("test", "run"):
         g.add_argument("--suite", action="append", default=[], metavar="NAME",
                        help="run only this suite (repeatable; e.g. test_memcontrol, recharge)")
+        g.add_argument("--stress-seconds", type=_positive_int, metavar="N",
+                       help="duration of the scenarios' stress case (default 60)")
         g.add_argument("--shard", metavar="I/N",
                        help="run only shard I of N of the selected suites (round-robin over "
                        "their sorted names; for CI matrices, combine with `merge`)")
@@ -177,6 +179,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         profile=getattr(args, "profile", DEFAULT_PROFILE),
         suites=suites,
         shard=shard_text or None,
+        stress_s=getattr(args, "stress_seconds", None),
         keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),
         boot_timeout_s=getattr(args, "boot_timeout", 300.0),
         tcg_multithread=getattr(args, "tcg_multithread", False),

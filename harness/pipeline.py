@@ -57,6 +57,7 @@ class Options:
     profile: str = DEFAULT_PROFILE
     suites: tuple[str, ...] = ()
     shard: str | None = None  # "I/N" when --shard chose ``suites``
+    stress_s: int | None = None  # --stress-seconds for the scenarios' stress case
     keep_vm_on_failure: bool = False
     boot_timeout_s: float = 300.0
     budget_s: int = 3 * 3600
@@ -411,6 +412,7 @@ class Pipeline:
         if not self.wants("suites"):
             return
         with self.stage("suites") as st:
+            selected = suitesmod.with_stress_seconds(selected, o.stress_s)
             c.runs = suitesmod.run_suites(c.guest, selected, c.guest_dirs, self.path("ktap"),
                                           alive=c.vm.alive if c.vm else None)
             self.meta.suites(c.runs)

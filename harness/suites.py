@@ -16,7 +16,7 @@ import logging
 import re
 import shlex
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol
 
@@ -88,6 +88,16 @@ def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES) ->
             raise UserError(f"--suite {n!r}: unknown suite (valid: {valid})")
         chosen.extend(h for h in hits if h not in chosen)
     return chosen
+
+
+def with_stress_seconds(chosen: list[Suite], seconds: int | None) -> list[Suite]:
+    """``--stress-seconds``: the duration of the scenarios' stress case (default: the
+    program's, 60 s); each scenarios suite's timeout grows by the same amount."""
+    if seconds is None:
+        return chosen
+    return [replace(s, args=(*s.args, "--stress-seconds", str(seconds)),
+                    timeout_s=s.timeout_s + seconds) if s.program == "scenarios" else s
+            for s in chosen]
 
 
 class Runner(Protocol):

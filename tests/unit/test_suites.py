@@ -148,3 +148,17 @@ def test_wrapper_prefixes_the_program_or_reports_it_missing(tmp_path: Path) -> N
     assert f"; {own / 'ext4-root.sh'} stdbuf -oL -eL {kdir / 'test_kmem'}; rc=$?" in g.calls[-1][0]
     table = {s.name: s for s in suites.SUITES}
     assert table["test_kmem"].wrapper == "ext4-root.sh"
+
+
+def test_stress_seconds_reaches_only_the_scenarios() -> None:
+    chosen = suites.select_suites(None)
+    assert suites.with_stress_seconds(chosen, None) == chosen
+    out = {s.name: s for s in suites.with_stress_seconds(chosen, 600)}
+    before = {s.name: s for s in chosen}
+    for name, s in out.items():
+        if s.program == "scenarios":
+            assert s.args[-2:] == ("--stress-seconds", "600")
+            assert s.timeout_s == before[name].timeout_s + 600
+        else:
+            assert s == before[name]
+    assert sum(s.program == "scenarios" for s in out.values()) == 2
