@@ -50,7 +50,16 @@ class Suite:
     #: A program of the project's selftests/ the suite runs under (argv prefix), e.g.
     #: ``ext4-root.sh``: "/" on the ext4 scratch disk instead of the 9p root.
     wrapper: str | None = None
+    #: (case, reason): failures that the unpatched base shows too in this guest, for a
+    #: reason outside the series. Such a failure is reported as XFAIL with the reason
+    #: (JUnit property ktap.status=xfail), not counted; any other failure still is.
+    known_failures: tuple[tuple[str, str], ...] = ()
 
+
+PERCPU_BASIC_WHY = (
+    "fails on the unpatched base too: it expects the parent's memory.current of 1000 empty "
+    "children to be percpu memory within 256 KB per CPU, but their slab (kernfs nodes, "
+    "css) is about as large as their percpu memory with the guest's 2 CPUs")
 
 #: The default suite table.  The project's programs come from selftests/Makefile.
 SUITES: tuple[Suite, ...] = (
@@ -70,7 +79,8 @@ SUITES: tuple[Suite, ...] = (
     # test_kmem_basic needs negative dentries under "/" to stay cached; the 9p root
     # keeps none (see selftests/ext4-root.sh).
     Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600, wrapper="ext4-root.sh",
-          description="kernel cgroup selftest: kernel memory accounting"),
+          description="kernel cgroup selftest: kernel memory accounting",
+          known_failures=(("test_percpu_basic", PERCPU_BASIC_WHY),)),
     Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300,
           description="kernel cgroup selftest: cgroup core"),
 )
@@ -88,6 +98,26 @@ def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES) ->
             raise UserError(f"--suite {n!r}: unknown suite (valid: {valid})")
         chosen.extend(h for h in hits if h not in chosen)
     return chosen
+
+
+def apply_known_failures(result: Any, known: tuple[tuple[str, str], ...]) -> tuple[Any, list[str]]:
+    """Turn failing top-level cases listed in ``known`` into XFAIL; (result, their names)."""
+    if result is None or not known or not hasattr(result, "cases"):
+        return result, []
+    from dataclasses import replace as dc_replace
+
+    from harness.ktap import CaseStatus
+
+    why = dict(known)
+    hit: list[str] = []
+    cases = []
+    for case in result.cases:
+        if case.name in why and case.status is CaseStatus.FAIL:
+            case = dc_replace(case, status=CaseStatus.XFAIL,
+                              reason=f"known failure: {why[case.name]}")
+            hit.append(case.name)
+        cases.append(case)
+    return (dc_replace(result, cases=tuple(cases)) if hit else result), hit
 
 
 def with_stress_seconds(chosen: list[Suite], seconds: int | None) -> list[Suite]:
@@ -218,12 +248,19 @@ def run_suite(
     if res.stderr:
         (ktap_dir / f"{suite.name}.stderr").write_text(res.stderr, encoding="utf-8")
     result = _parse(text, suite.name)
+    exit_code = res.exit_code
+    result, known = apply_known_failures(result, suite.known_failures)
+    if known:
+        log.info("suites: %s: known failure(s): %s", suite.name, ", ".join(known))
+        failing = [n for n, c in result.walk() if c.status.failed]
+        if exit_code == 1 and not failing:
+            exit_code = 0  # the program failed only because of the known failures
     if res.exit_code is None:
         status, error = Status.ERROR, res.error or "no exit status"
     elif res.timed_out:
         status, error = Status.ERROR, f"timed out after {timeout}s (killed)"
     else:
-        status, error = _judge(result, res.exit_code, text)
+        status, error = _judge(result, exit_code, text)
     log.info("suites: %s -> %s%s (%.0fs)", suite.name, status.name,
              f" ({error})" if error else "", duration)
     return SuiteRun(name=suite.name, status=status, duration_s=duration, raw_output=text,

@@ -166,6 +166,14 @@ def render_summary(
     for name, status, time, rest in rows:
         lines.append(f"{_short(name, width):<{width}}  {status:<7} {time:>8} {rest}".rstrip())
 
+    known = [(suite_label(run), name, case.reason) for run in runs if run.result is not None
+             for name, case in run.result.walk()
+             if case.status is CaseStatus.XFAIL and case.reason.startswith("known failure")]
+    if known:
+        lines.append(f"known failures (fail on the unpatched base too; not counted): {len(known)}")
+        for label, name, reason in known:
+            lines.append(f"  {label} {name}: {reason[len('known failure: '):][:150]}")
+
     bad_log = _failing_findings(findings)
     if findings:
         total = sum(len(v) for v in findings.values())

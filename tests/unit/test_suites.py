@@ -162,3 +162,23 @@ def test_stress_seconds_reaches_only_the_scenarios() -> None:
         else:
             assert s == before[name]
     assert sum(s.program == "scenarios" for s in out.values()) == 2
+
+
+def test_known_failures_become_xfail_and_nothing_else_does(tmp_path: Path) -> None:
+    from harness.ktap import CaseStatus
+
+    suite = suites.Suite("k", "cgroup", "test_kmem", known_failures=(("b", "base fails too"),))
+    kdir = _prog_dir(tmp_path, "test_kmem")
+    g = FakeGuest(program=CmdResult("x", 1, KTAP_FAIL, "", 1.0))
+    run = suites.run_suite(g, suite, kdir, tmp_path / "ktap")
+    assert run.status == Status.PASS and run.exit_code == 1  # the real exit code is kept
+    b = dict(run.result.walk())["b"]
+    assert b.status is CaseStatus.XFAIL and b.reason == "known failure: base fails too"
+    two = "TAP version 13\n1..3\nnot ok 1 a\nnot ok 2 b\nok 3 c\n"
+    g = FakeGuest(program=CmdResult("x", 1, two, "", 1.0))
+    run = suites.run_suite(g, suite, kdir, tmp_path / "ktap")
+    assert run.status == Status.FAIL and "a" in (run.error or "")
+    # A known failure that passes is just a pass.
+    g = FakeGuest(program=CmdResult("x", 0, KTAP_OK.replace("ok 2 b # SKIP no swap", "ok 2 b"),
+                                    "", 1.0))
+    assert suites.run_suite(g, suite, kdir, tmp_path / "ktap").status == Status.PASS
