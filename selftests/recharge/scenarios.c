@@ -296,6 +296,39 @@ static int check_owner(const char *what, const char *parent,
 	return RH_PASS;
 }
 
+/*
+ * Leak checks. Once the test's files are gone, what can still pin a dying
+ * memcg is memory charged to it that others keep using whatever the sysctl
+ * (file system metadata in the block device's page cache, pages of shared
+ * libraries its processes faulted in first), or a leaked reference. Wait up
+ * to @timeout_ms for @parent's dying descendants to go, reclaiming the
+ * subtree's memory (offline memcgs included) and dropping clean caches
+ * between polls: memcgs still dying after that are pinned by a reference,
+ * not by memory. Returns true when none is left; *@left: the last count.
+ */
+static bool drain_dying(const char *tag, const char *parent, long timeout_ms_,
+			long *left)
+{
+	long deadline = now_ms() + timeout_ms_;
+	int passes = 0;
+
+	for (;;) {
+		*left = cg_nr_dying(parent);
+		if (*left == 0)
+			break;
+		if (now_ms() >= deadline)
+			return false;
+		/* -EAGAIN when less than asked could be reclaimed: expected. */
+		cg_write(parent, "memory.reclaim", "1G");
+		write_str("/proc/sys/vm/drop_caches", "3");
+		passes++;
+		sleep_ms(rh_step_ms);
+	}
+	if (passes)
+		ktap_diag("%s: %d reclaim passes over the subtree", tag, passes);
+	return true;
+}
+
 /* ------------------------------------------------------ zombie reduction */
 
 static int zombie_case(bool blockfs)
@@ -411,10 +444,9 @@ static int zombie_case(bool blockfs)
 		unlink(path);
 	}
 	t0 = now_ms();
-	if (!rh_poll(probe_dying, parent, rh_le, base, zombie_timeout_ms,
-		     rh_step_ms, &v)) {
-		ret = rh_fail("after deleting the files nr_dying_descendants is still %ld",
-			      v);
+	if (!drain_dying("zombies", parent, zombie_timeout_ms, &v)) {
+		ret = rh_fail("after deleting the files and reclaiming, nr_dying_descendants is still %ld (memory.current %ld KB)",
+			      v, cg_read_long(parent, "memory.current") >> 10);
 		goto out;
 	}
 	ktap_diag("zombies: after deleting the files, dying count back to %ld in %ld ms",
@@ -1462,33 +1494,6 @@ static void stress_creator(struct stress_files *sf, const char *parent,
 	_exit(0);
 }
 
-/*
- * Wait up to @timeout_ms for @parent's dying descendants to go, reclaiming
- * the subtree's memory (offline memcgs included) and dropping clean caches
- * between polls. Returns true when none is left; *@left: the last count.
- */
-static bool drain_dying(const char *parent, long timeout_ms_, long *left)
-{
-	long deadline = now_ms() + timeout_ms_;
-	int passes = 0;
-
-	for (;;) {
-		*left = cg_nr_dying(parent);
-		if (*left == 0)
-			break;
-		if (now_ms() >= deadline)
-			return false;
-		/* -EAGAIN when less than asked could be reclaimed: expected. */
-		cg_write(parent, "memory.reclaim", "1G");
-		write_str("/proc/sys/vm/drop_caches", "3");
-		passes++;
-		sleep_ms(rh_step_ms);
-	}
-	if (passes)
-		ktap_diag("stress: %d reclaim passes over the subtree", passes);
-	return true;
-}
-
 static int case_stress(void)
 {
 	char *parent = mkparent("stress"), *l1 = NULL, *l2 = NULL;
@@ -1575,19 +1580,11 @@ static int case_stress(void)
 		ret = rh_fail("OOM kills in the limited memcg");
 		goto out;
 	}
-	/*
-	 * Leak check. With the files gone, what still pins a dying memcg is
-	 * memory charged to it that others keep using whatever the sysctl
-	 * (file system metadata in the block device's page cache, pages of
-	 * shared libraries a worker faulted in first), or a leaked
-	 * reference. Reclaim the parent's subtree, dead memcgs included,
-	 * until its memory is gone: memcgs still dying after that are
-	 * pinned by a reference, not by memory.
-	 */
+	/* Leak check (see drain_dying()). */
 	for (i = 0; i < sf.nr; i++)
 		unlink(sf.path[i]);
 	t0 = now_ms();
-	if (!drain_dying(parent, zombie_timeout_ms, &v)) {
+	if (!drain_dying("stress", parent, zombie_timeout_ms, &v)) {
 		ret = rh_fail("%ld dying memcgs remain after the files were removed and their memory reclaimed (memory.current %ld KB, file %ld KB, anon %ld KB, slab %ld KB)",
 			      v, cg_read_long(parent, "memory.current") >> 10,
 			      cg_stat(parent, "file") >> 10,
