@@ -313,11 +313,12 @@ def _forget_touched_objects(opts: "Options", touched: set[str]) -> None:
     if not buildlog.kernel_c_files(touched):
         return
     try:
-        kbuild = pipeline_kbuild(opts)
+        kbuilds = [k for k in (pipeline_kbuild(opts), pipeline_kbuild(opts, unpatched=True))
+                   if k is not None]
     except Exception as e:  # best effort: warnings then only compare what was compiled
         log.debug("compare: cannot locate the build dir: %s", e)
         return
-    if kbuild is None:
+    if not kbuilds:
         return
     from harness.paths import KBUILD_LOCK, file_lock
 
@@ -326,10 +327,11 @@ def _forget_touched_objects(opts: "Options", touched: set[str]) -> None:
     worktree_lock = opts.cache / "locks" / f"{kbuild_worktree_name(opts)}.lock"
     with file_lock(worktree_lock, "the worktree lock"), \
             file_lock(KBUILD_LOCK, "the kernel build lock"):
-        gone = buildlog.forget_objects(kbuild, touched)
-    if gone:
-        log.info("compare: %d object(s) of files the series touches removed from %s, so "
-                 "both builds report their warnings", len(gone), kbuild)
+        for kbuild in kbuilds:
+            gone = buildlog.forget_objects(kbuild, touched)
+            if gone:
+                log.info("compare: %d object(s) of files the series touches removed from %s, "
+                         "so both builds report their warnings", len(gone), kbuild)
 
 
 def kbuild_worktree_name(opts: "Options") -> str:
@@ -342,7 +344,7 @@ def kbuild_worktree_name(opts: "Options") -> str:
                                     .encode()).hexdigest()[:10]
 
 
-def pipeline_kbuild(opts: "Options") -> Path | None:
+def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
     """The build directory ``run`` uses for this tree and profile, if it exists.
 
     Mirrors harness.pipeline (worktree name -> fragments -> kconfig.kbuild_key).
@@ -354,7 +356,7 @@ def pipeline_kbuild(opts: "Options") -> Path | None:
     if not worktree.is_dir():
         return None
     frags = pipeline.fragments_for(opts.project, worktree, opts.profile)
-    kbuild = pipeline.kbuild_for(opts.cache, name, frags, opts.profile)
+    kbuild = pipeline.kbuild_for(opts.cache, name, frags, opts.profile, unpatched=unpatched)
     return kbuild if kbuild.is_dir() else None
 
 

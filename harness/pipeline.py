@@ -90,11 +90,16 @@ def make_run_dir(out: Path) -> Path:
     return d
 
 
-def kbuild_for(cache: Path, worktree_name: str, fragments: list[Path], profile: str) -> Path:
-    """The persistent ``O=`` directory of a tree + profile + fragment contents."""
+def kbuild_for(cache: Path, worktree_name: str, fragments: list[Path], profile: str,
+               unpatched: bool = False) -> Path:
+    """The persistent ``O=`` directory of a tree + profile + fragment contents.
+
+    The unpatched base gets its own: the series touches headers that nearly every file
+    includes (linux/memcontrol.h), so base and patched builds sharing one directory
+    would recompile almost everything each time ``compare`` or a bisect switches."""
     prof = get_profile(profile)
-    return cache / "kbuild" / kconfig.kbuild_key(worktree_name, fragments,
-                                                 f"{prof.name} {prof.base}")
+    extra = f"{prof.name} {prof.base}" + (" unpatched" if unpatched else "")
+    return cache / "kbuild" / kconfig.kbuild_key(worktree_name, fragments, extra)
 
 
 def fragments_for(project: Path, tree: Path, profile: str) -> list[Path]:
@@ -255,7 +260,8 @@ class Pipeline:
         with self.stage("config", "config.log") as st:
             frags = fragments_for(o.project, tree, o.profile)
             prof = get_profile(o.profile)
-            kbuild = kbuild_for(o.cache, worktree.name, frags, o.profile)
+            kbuild = kbuild_for(o.cache, worktree.name, frags, o.profile,
+                                unpatched=not c.applied.patches)
             fdir = self.path("fragments")
             fdir.mkdir(exist_ok=True)
             for i, f in enumerate(frags):

@@ -180,5 +180,6 @@ def test_profile_base_config_reaches_virtme_configkernel(tmp_path: Path, monkeyp
     assert {p.base for p in pipeline.PROFILES.values()} == {"--allnoconfig", "--defconfig"}
     keys = {pipeline.kbuild_for(tmp_path, "wt", frags, p) for p in ("tiny", "slim", "vng", "debug")}
     assert len(keys) == 4
+    assert pipeline.kbuild_for(tmp_path, "wt", frags, "tiny", unpatched=True) not in keys
     with pytest.raises(UserError, match="--profile 'nope'"):
         pipeline.get_profile("nope")
