@@ -150,12 +150,15 @@ def run(
     merge_stderr: bool = True,
     stdin_data: bytes | None = None,
     log_mode: str = "a",
+    stop_grace_s: float = 5.0,
 ) -> ProcResult:
     """Run ``argv`` in ``cwd`` and wait at most ``timeout`` seconds.
 
     Output is teed to ``log_path`` (appended, preceded by the command line).
     Raises :class:`CommandTimeout` after killing the session on timeout, and
-    re-raises whatever interrupted the wait (SIGINT/SIGTERM) after killing it.
+    re-raises whatever interrupted the wait (SIGINT/SIGTERM) after killing it:
+    SIGTERM first, SIGKILL after ``stop_grace_s`` (a child that cleans up after
+    itself, such as a nested harness run stopping its VM, needs longer).
     A non-zero exit status is *returned*, not raised.
     """
     args = tuple(os.fspath(a) for a in argv)
@@ -236,7 +239,7 @@ def run(
         for t in threads:
             t.join(timeout=5.0)
     except BaseException:
-        kill_session(proc.pid)
+        kill_session(proc.pid, grace_s=stop_grace_s)
         try:
             proc.wait(timeout=5.0)
         except subprocess.TimeoutExpired:  # pragma: no cover

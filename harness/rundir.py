@@ -113,6 +113,11 @@ def harness_command(args: list[str], *, verbose: bool = False) -> list[str]:
     return [sys.executable, "-m", "harness", *(["-v"] if verbose else []), *args]
 
 
+#: How long a nested run may take to stop its VM after SIGTERM (its own VM stop waits
+#: up to 5 s for vng, then SIGKILLs; plus Python teardown).
+CHILD_STOP_GRACE_S = 30.0
+
+
 def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
               timeout: float = CHILD_TIMEOUT_S, verbose: bool = False,
               echo: bool = True) -> ChildRun:
@@ -130,8 +135,10 @@ def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
             log.info("[%s] %s", label, line)
 
     start = time.monotonic()
+    # On Ctrl-C/SIGTERM the child gets SIGTERM and stops its own VM (another session,
+    # which only it knows): give it the time that takes before SIGKILL.
     res = proc.run(argv, cwd=Path.cwd(), timeout=timeout, log_path=log_path, capture=False,
-                   on_line=echo_line, log_mode="w")
+                   on_line=echo_line, log_mode="w", stop_grace_s=CHILD_STOP_GRACE_S)
     return ChildRun(label, res.returncode, find_run_dir(out), log_path,
                     time.monotonic() - start)
 

@@ -112,3 +112,26 @@ def test_on_line_callback_sees_lines(tmp_path: Path) -> None:
     seen: list[str] = []
     proc.run(["sh", "-c", "echo a; echo b"], cwd=tmp_path, timeout=10, on_line=seen.append)
     assert seen == ["a", "b"]
+
+
+def test_interrupt_gives_a_cleaning_child_its_grace(tmp_path: Path) -> None:
+    """A nested harness run stops its VM (in a session of its own) when it gets SIGTERM;
+    the parent must wait for that instead of SIGKILLing it after the default 5 s."""
+    pidfile, done = tmp_path / "vm.pid", tmp_path / "cleaned"
+    script = write_exe(tmp_path / "child.sh", f"""
+        #!/bin/sh
+        setsid sleep 300 & echo $! > {pidfile}
+        trap 'sleep 6; kill $(cat {pidfile}); touch {done}; exit 2' TERM
+        while :; do sleep 0.1; done
+    """)
+    ticks = []
+
+    def tick() -> None:
+        ticks.append(1)
+        if len(ticks) >= 2:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        proc.run([str(script)], cwd=tmp_path, timeout=60, on_tick=tick, stop_grace_s=10)
+    assert done.exists()  # the child finished its cleanup
+    assert not _alive(int(pidfile.read_text()))  # and its "VM" (another session) is gone
