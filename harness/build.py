@@ -27,6 +27,8 @@ log = logging.getLogger(__name__)
 
 _STEP_RE = re.compile(r"^\s+(CC|AS|LD|AR|HOSTCC|HOSTLD|CC \[M\]|OBJCOPY|GEN|AS \[M\])\s+(\S+)")
 _ERROR_RES = (
+    # A full disk (or quota) is the root cause of whatever compiler/make error follows.
+    re.compile(r"^.*(?:No space left on device|Disk quota exceeded).*$", re.M),
     re.compile(r"^(?P<loc>[^\s:]+:\d+(?::\d+)?): (?:fatal )?error: .*$", re.M),
     re.compile(r"^.*\berror: .*$", re.M),
     re.compile(r"^.*undefined reference to .*$", re.M),

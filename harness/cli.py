@@ -277,6 +277,9 @@ def main(argv: list[str] | None = None) -> int:
     except HarnessError as e:
         log.error("%s", e.describe())
         code = e.exit_code
+    except OSError as e:  # e.g. an --out that cannot hold run directories: no verdict
+        log.error("%s%s", e.strerror or e, f": {e.filename}" if e.filename else "")
+        code = EXIT_NO_VERDICT
     except KeyboardInterrupt:
         log.error("interrupted by SIGINT")
         code = EXIT_NO_VERDICT

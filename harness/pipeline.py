@@ -25,7 +25,7 @@ from harness import build as buildmod
 from harness import kconfig, series as seriesmod, source as sourcemod, suites as suitesmod
 from harness import vm as vmmod
 from harness.errors import (EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, BootError, HarnessError,
-                            InfraError, UserError)
+                            InfraError, Interrupted, UserError)
 from harness.model import StageResult, Status, SuiteRun
 from harness.paths import file_lock
 from harness.profiles import (BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES,  # noqa: F401
@@ -170,8 +170,9 @@ class Pipeline:
             self._record(st)
             raise
         except BaseException as e:
-            st = StageResult(name, Status.ERROR, time.monotonic() - start, logp,
-                             f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            detail = ("interrupted by SIGINT" if isinstance(e, KeyboardInterrupt) else
+                      f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
+            st = StageResult(name, Status.ERROR, time.monotonic() - start, logp, detail)
             self._record(st)
             raise
         st = StageResult(name, Status[info["status"]], time.monotonic() - start, logp,
@@ -208,6 +209,8 @@ class Pipeline:
             error = e
         except KeyboardInterrupt:
             error = HarnessError("interrupted by SIGINT")
+        except OSError as e:  # e.g. ENOSPC writing a log or copying the kernel: no verdict
+            error = InfraError(f"{type(e).__name__}: {e}")
         finally:
             self._cleanup()
             exit_code = self._verdict(error)
@@ -379,6 +382,8 @@ class Pipeline:
             deadline = o.boot_timeout_s if c.accel.accel == "tcg" else min(o.boot_timeout_s, 120)
             try:
                 waited = c.guest.connect(deadline, alive=c.vm.alive)
+            except Interrupted:  # SIGTERM while waiting: not the guest's fault
+                raise
             except HarnessError as e:
                 reason = c.vm.death_reason() if not c.vm.alive() else str(e)
                 raise BootError(f"guest not reachable: {reason}", log=c.vm.console_log) from e
