@@ -459,7 +459,9 @@ def _inputs_hash(tree_commit: str, fragments: Iterable[Path], vng_version: str,
                  base_config: str = "--defconfig") -> str:
     h = hashlib.sha256(f"commit {tree_commit}\nvng {vng_version}\nbase {base_config}\n".encode())
     for f in fragments:
-        h.update(f"{f}\n".encode())
+        # Name and content, not the path: another checkout of the same project (a CI
+        # clone) must not regenerate a config that would come out the same.
+        h.update(f"{f.name}\n".encode())
         h.update(f.read_bytes())
     return h.hexdigest()
 

@@ -183,3 +183,19 @@ def test_profile_base_config_reaches_virtme_configkernel(tmp_path: Path, monkeyp
     assert pipeline.kbuild_for(tmp_path, "wt", frags, "tiny", unpatched=True) not in keys
     with pytest.raises(UserError, match="--profile 'nope'"):
         pipeline.get_profile("nope")
+
+
+def test_config_reused_from_another_checkout_of_the_same_fragments(tmp_path: Path,
+                                                                    monkeypatch) -> None:
+    tree = make_fake_tree(tmp_path / "tree")
+    _fake_vng(tmp_path, monkeypatch)
+    kb = tmp_path / "kbuild" / "k"
+    a = _frags(tmp_path)
+    r1 = kconfig.make_config(tree, "c1", kb, a, tmp_path / "config.log")
+    clone = tmp_path / "clone" / "recharge.config"
+    clone.parent.mkdir()
+    clone.write_bytes(a[0].read_bytes())
+    r2 = kconfig.make_config(tree, "c1", kb, [clone], tmp_path / "config.log")
+    assert r1.regenerated and not r2.regenerated
+    clone.write_text(clone.read_text() + "CONFIG_SWAP=y\n")
+    assert kconfig.make_config(tree, "c1", kb, [clone], tmp_path / "config.log").regenerated
