@@ -221,6 +221,10 @@ class Pipeline:
     def _run_stages(self) -> None:
         o, c = self.o, self.ctx
         with self.stage("source", "source.log") as st:
+            if self.wants("boot") and shutil.which("qemu-system-x86_64") is None:
+                # Before minutes of building a kernel that could not be booted.
+                raise InfraError("qemu-system-x86_64 not found (apt-get install "
+                                 "qemu-system-x86): needed to boot, nothing was built")
             c.src = sourcemod.prepare_source(o.cache, o.tree, o.base, self.path("source.log"))
             st["detail"] = f"{c.src.description} {c.src.base_commit[:12]}"
             self.meta.update("source", {"kind": c.src.kind, "repo": str(c.src.repo),
