@@ -40,6 +40,7 @@ import enum
 import json
 import logging
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -201,14 +202,39 @@ def series_touched(series_file: Path) -> set[str]:
 # ------------------------------------------------------------------- judge --
 
 
+_SYSCTL_SUFFIX = re.compile(r"\[sysctl=\d+\]$")
+
+
+def suite_key(name: str, table: set[str] | None = None) -> str:
+    """The suite-table name of a JUnit testsuite name.
+
+    The kernel's own suites set the sysctl only where it exists, so their JUnit name is
+    ``test_kmem[sysctl=1]`` on the patched kernel and ``test_kmem`` on the base: both
+    are the table's ``test_kmem``.  Suites whose table name carries the variant
+    (``recharge[sysctl=0]``) keep it."""
+    if table is None:
+        from harness.suites import SUITES
+
+        table = {s.name for s in SUITES}
+    if name in table:
+        return name
+    stripped = _SYSCTL_SUFFIX.sub("", name)
+    return stripped if stripped in table else name
+
+
 def _read_cases(run: ChildRun) -> tuple[dict[tuple[str, str], CaseOutcome], str | None]:
     junit = run.file("junit.xml")
     if junit is None:
         return {}, f"{run.label}: no junit.xml"
     try:
-        return rundir.read_cases(junit), None
+        raw = rundir.read_cases(junit)
     except (OSError, ValueError) as e:
         return {}, f"{run.label}: unreadable junit.xml: {e}"
+    out: dict[tuple[str, str], CaseOutcome] = {}
+    for (suite, name), case in raw.items():
+        key = (suite_key(suite), name)
+        out[key] = CaseOutcome(key[0], name, case.outcome, case.message)
+    return out, None
 
 
 def _build_log(run: ChildRun) -> tuple[str, bool]:

@@ -221,6 +221,9 @@ _NORM_SUBS: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"^INFO: task \S+ blocked"), "INFO: task blocked"),
     (re.compile(r"^\S+ invoked oom-killer:.*"), "invoked oom-killer"),
     (re.compile(r"^(BUG: scheduling while atomic):.*"), r"\1"),
+    # where the tree was built is not part of the bug: O= builds print source paths
+    # relative to the build dir ("../../worktrees/debian-6.12/mm/memcontrol.c")
+    (re.compile(r"(?:\.\./)+(?:[\w.+-]+/)*?worktrees/[^/\s]+/"), ""),
     (re.compile(r"\[<[0-9a-fA-F]+>\]"), ""),
     (re.compile(r"\bCPU: \d+ (?:UID: \d+ )?PID: \d+ (?:at )?"), ""),
     (re.compile(r"\+0x[0-9a-fA-F]+/0x[0-9a-fA-F]+"), ""),

@@ -134,6 +134,19 @@ class Context:
     runs: list[SuiteRun] = field(default_factory=list)
 
 
+def _log_buffer_wrapped(dmesg: Path, console: Path) -> bool:
+    """dmesg lacks the boot banner that the console has: its start was overwritten."""
+    banner = "Linux version "
+    try:
+        with open(dmesg, encoding="utf-8", errors="replace") as f:
+            if any(banner in line for line, _ in zip(f, range(50))):
+                return False
+        with open(console, encoding="utf-8", errors="replace") as f:
+            return any(banner in line for line in f)
+    except OSError:
+        return False
+
+
 class Pipeline:
     def __init__(self, opts: Options, *, on_ready: Callable[["Pipeline"], None] | None = None):
         self.o = opts
@@ -514,8 +527,14 @@ class Pipeline:
     def _scan_kernel_log(self) -> Any:
         """Kernel-log findings per (suite, case) from dmesg (or the console if the guest died)."""
         src = self.path("dmesg.log")
+        console = self.path("vm") / "console.log"
         if not src.is_file():
-            src = self.path("vm") / "console.log"
+            src = console
+        elif console.is_file() and _log_buffer_wrapped(src, console):
+            # The ring buffer (LOG_BUF_SHIFT) lost the start of the log, markers included:
+            # findings would land in the wrong suite. The serial console has it all.
+            log.info("kernel log: dmesg lost its start (ring buffer wrapped); using %s", console)
+            src = console
         if not src.is_file():
             return None
         try:

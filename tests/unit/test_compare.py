@@ -254,3 +254,22 @@ def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeyp
     assert seen == {"base": False, "patched": False}
     assert (kbuild / "mm/vmscan.o").exists()  # untouched by the series: kept
     assert not (kbuild / "arch/x86/boot/bzImage").exists()  # so make really runs
+
+
+def test_kernel_suites_match_across_base_and_patched_labels(tmp_path: Path) -> None:
+    """The kernel's suites set the sysctl only where it exists: `test_kmem[sysctl=1]` on
+    patched and `test_kmem` on base are one suite; `recharge[sysctl=0]` stays itself."""
+    assert compare.suite_key("test_kmem[sysctl=1]") == "test_kmem"
+    assert compare.suite_key("test_kmem") == "test_kmem"
+    assert compare.suite_key("recharge[sysctl=0]") == "recharge[sysctl=0]"
+    assert compare.suite_key("other[sysctl=1]") == "other[sysctl=1]"
+    base = make_run(tmp_path / "base", exit_code=1,
+                    cases={("test_kmem", "test_kmem_basic"): "pass",
+                           ("test_kmem", "test_percpu_basic"): "fail"}, build_log=BASE_LOG)
+    patched = make_run(tmp_path / "patched", exit_code=1,
+                       cases={("test_kmem[sysctl=1]", "test_kmem_basic"): "fail",
+                              ("test_kmem[sysctl=1]", "test_percpu_basic"): "fail"},
+                       build_log=BASE_LOG)
+    cmp = compare.judge(base, patched, set())
+    assert cmp.count(Change.NEW_FAILURE) == 1 and cmp.count(Change.PRE_EXISTING) == 1
+    assert not [d for d in cmp.cases if d.change.name == "GONE"]

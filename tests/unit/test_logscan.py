@@ -228,3 +228,26 @@ def test_kmemleak_backtrace_without_task_markers() -> None:
         "kmemleak: unreferenced object ADDR (size N) | __kmalloc_cache_noprof < mem_cgroup_recharge_offline"
         " < mem_cgroup_css_offline"
     )
+
+
+def test_wrapped_dmesg_falls_back_to_the_console(tmp_path) -> None:
+    from harness.pipeline import _log_buffer_wrapped
+
+    console = tmp_path / "console.log"
+    console.write_text("[    0.000000] Linux version 6.12.117\n[ 1.0] RECHARGE-HARNESS: begin x\n")
+    whole = tmp_path / "dmesg-whole.log"
+    whole.write_text("[    0.000000] Linux version 6.12.117\n[ 2.0] more\n")
+    wrapped = tmp_path / "dmesg-wrapped.log"
+    wrapped.write_text("[  447.054914] RSP: 0018:ffa00000000ebe58 EFLAGS: 00000202\n")
+    assert not _log_buffer_wrapped(whole, console)
+    assert _log_buffer_wrapped(wrapped, console)
+    console.write_text("no kernel banner here\n")
+    assert not _log_buffer_wrapped(wrapped, console)  # nothing better to fall back to
+
+
+def test_signature_does_not_depend_on_the_build_directory() -> None:
+    from harness.logscan import normalize
+
+    a = "WARNING: CPU: 0 PID: 12 at ../../worktrees/debian-6.12/mm/memcontrol.c:4486 f+0x1d/0x2a0"
+    b = "WARNING: CPU: 1 PID: 99 at mm/memcontrol.c:4490 f+0x1d/0x2a0"
+    assert normalize(a) == normalize(b) == "WARNING: mm/memcontrol.c:N f"
