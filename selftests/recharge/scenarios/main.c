@@ -1,0 +1,202 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Scenarios for memcg recharging beyond the in-tree selftest.  Each case is
+ * one KTAP test.  Every case reads vm.recharge_offline_memcgs first: at 1 it
+ * expects recharging, at 0 (or when the kernel has no such sysctl) it
+ * asserts the opposite (memory stays with the dead cgroup, the dying count
+ * does not fall), so the same binary is its own negative control.  Cases
+ * that must write the sysctl SKIP when it is missing.
+ *
+ * Cases:
+ *   zombie_shmem, zombie_file  N memcgs populate files that a live memcg
+ *                    keeps mapped, then are removed: nr_dying_descendants
+ *                    before/after and time to clear
+ *   anon_migrate     anon memory of a task moved from A to B, A removed
+ *   limit_max, limit_high  the new owner is at its limit: no OOM, the
+ *                    charge is refused (recharge_pgs_cancelled grows)
+ *   thp_shmem, thp_anon  large folios are recharged whole
+ *   mglru_on, mglru_off  the same checks with MGLRU switched
+ *   mlock            mlocked memory: what the offline walk and the deferred
+ *                    path do, then after munlock
+ *   kernel_writeback dirty pages of a dead memcg written back by the flusher
+ *                    end up neither in root nor in an unrelated memcg
+ *   kernel_exit      young PTEs zapped by an exiting task recharge nothing
+ *   root_mapper      A's only mapper is in the root cgroup: the offline
+ *                    worker gives the pages to root, and A can go
+ *   root_accessor    reads and writes from the root cgroup after removal
+ *                    never make root the owner
+ *   toggle           sysctl 1->0 stops recharging, 0->1 resumes it
+ *   stress           memcg churn against shared files for --stress-seconds
+ *
+ * This file: options, the case table and the runner; common.[ch]: shared
+ * helpers; one file per theme for the cases.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <getopt.h>
+#include <signal.h>
+
+#include "common.h"
+
+/* ------------------------------------------------------------------ main */
+
+static int kmsg_fd = -1;
+
+static const struct {
+	const char *name;
+	int (*fn)(void);
+} cases[] = {
+	{ "zombie_shmem", case_zombie_shmem },
+	{ "zombie_file", case_zombie_file },
+	{ "anon_migrate", case_anon_migrate },
+	{ "limit_max", case_limit_max },
+	{ "limit_high", case_limit_high },
+	{ "thp_shmem", case_thp_shmem },
+	{ "thp_anon", case_thp_anon },
+	{ "mglru_on", case_mglru_on },
+	{ "mglru_off", case_mglru_off },
+	{ "mlock", case_mlock },
+	{ "kernel_writeback", case_kernel_writeback },
+	{ "kernel_exit", case_kernel_exit },
+	{ "root_mapper", case_root_mapper },
+	{ "root_accessor", case_root_accessor },
+	{ "toggle", case_toggle },
+	{ "stress", case_stress },
+};
+
+#define NR_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
+
+static void usage(const char *prog)
+{
+	fprintf(stderr,
+		"usage: %s [-l] [-t NAME]... [options]\n"
+		"  -l                    list the cases\n"
+		"  -t NAME               run only NAME (repeatable)\n"
+		"  --size-mb N           memory per scenario (default 32)\n"
+		"  --zombies N           memcgs in zombie_* (default 50)\n"
+		"  --zombie-mb N         file size per zombie (default 2)\n"
+		"  --zombie-timeout MS   bound for the dying count to clear (default 60000)\n"
+		"  --stress-seconds N    duration of stress (default 60)\n"
+		"  --timeout MS          polling budget per wait (default $RH_TIMEOUT_MS or 20000)\n"
+		"  --settle MS           window for things that must not happen (default 3000)\n",
+		prog);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "size-mb", required_argument, NULL, 's' },
+		{ "zombies", required_argument, NULL, 'z' },
+		{ "zombie-mb", required_argument, NULL, 'Z' },
+		{ "zombie-timeout", required_argument, NULL, 'y' },
+		{ "stress-seconds", required_argument, NULL, 'S' },
+		{ "timeout", required_argument, NULL, 'T' },
+		{ "settle", required_argument, NULL, 'w' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *only[32];
+	int nr_only = 0, i, j, opt, nr_sel = 0, res;
+	bool sel[NR_CASES];
+	char why[256] = "";
+
+	timeout_ms = rh_timeout_ms();
+	while ((opt = getopt_long(argc, argv, "lt:h", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'l':
+			for (i = 0; i < NR_CASES; i++)
+				printf("%s\n", cases[i].name);
+			return 0;
+		case 't':
+			if (nr_only < 32)
+				only[nr_only++] = optarg;
+			break;
+		case 's':
+			size = RH_MB(atol(optarg));
+			break;
+		case 'z':
+			nr_zombies = atoi(optarg);
+			break;
+		case 'Z':
+			zombie_size = RH_MB(atol(optarg));
+			break;
+		case 'y':
+			zombie_timeout_ms = atol(optarg);
+			break;
+		case 'S':
+			stress_seconds = atoi(optarg);
+			break;
+		case 'T':
+			timeout_ms = atol(optarg);
+			break;
+		case 'w':
+			settle_ms = atol(optarg);
+			break;
+		default:
+			usage(argv[0]);
+			return opt == 'h' ? 0 : 2;
+		}
+	}
+	if (size < RH_MB(4) || nr_zombies < 1 || nr_zombies > 250 ||
+	    zombie_size < RH_PAGE || stress_seconds < 1) {
+		usage(argv[0]);
+		return 2;
+	}
+	size &= ~(RH_MB(2) - 1);
+
+	for (i = 0; i < NR_CASES; i++) {
+		sel[i] = !nr_only;
+		for (j = 0; j < nr_only; j++)
+			if (!strcmp(only[j], cases[i].name))
+				sel[i] = true;
+		nr_sel += sel[i];
+	}
+	if (!nr_sel) {
+		fprintf(stderr, "no such case; -l lists them\n");
+		return 2;
+	}
+
+	signal(SIGPIPE, SIG_IGN);
+	ktap_header(nr_sel);
+	sysctl = rh_sysctl_get();
+	expect = sysctl == 1;
+	ktap_diag("vm.recharge_offline_memcgs=%d%s: %s", sysctl,
+		  sysctl < 0 ? " (missing)" : "",
+		  expect ? "expecting recharging" :
+			   "control run, expecting no recharging");
+	if (cg_setup_root(why, sizeof(why)) == 0) {
+		prepare_dirs();
+		ktap_diag("shmem dir %s, scratch %s", shmem_dir[0] ? shmem_dir : "(none)",
+			  have_scratch ? SCRATCH_DIR : "(none)");
+		kmsg_fd = kmsg_open();
+		kmsg_scan(kmsg_fd, "before");
+	}
+
+	for (i = 0; i < NR_CASES; i++) {
+		if (!sel[i])
+			continue;
+		rh_skip_reason[0] = 0;
+		if (why[0]) {
+			res = rh_skip("%s", why);
+		} else {
+			ktap_diag("-- %s", cases[i].name);
+			res = cases[i].fn();
+			if (kmsg_scan(kmsg_fd, cases[i].name) && res == RH_PASS)
+				res = rh_fail("suspicious kernel log messages");
+			/* Another case may have changed it: put it back. */
+			if (sysctl >= 0 && rh_sysctl_get() != sysctl)
+				rh_sysctl_set(sysctl);
+		}
+		ktap_result(cases[i].name, res, rh_skip_reason);
+	}
+
+	release_tmpfs();
+	return ktap_exit_code();
+}
