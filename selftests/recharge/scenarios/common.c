@@ -24,6 +24,9 @@ long zombie_timeout_ms = 60000;
 int stress_seconds = 60;
 long timeout_ms;
 long settle_ms = 3000;
+long settle_floor_ms = 3000;
+long leak_timeout_ms = 30000;
+char *sc_top;
 
 int sysctl;		/* value at start, -1 if missing */
 bool expect;		/* recharging expected */
@@ -94,8 +97,12 @@ char *mkparent(const char *tag)
 {
 	char name[96], *p;
 
-	snprintf(name, sizeof(name), "rh_sc_%d_%s", getpid(), tag);
-	p = cg_join(cg_root(), name);
+	if (sc_top) {
+		p = cg_join(sc_top, tag);
+	} else {
+		snprintf(name, sizeof(name), "rh_sc_%d_%s", getpid(), tag);
+		p = cg_join(cg_root(), name);
+	}
 	if (!p)
 		return NULL;
 	cg_destroy(p);
@@ -230,6 +237,7 @@ int check_owner(const char *what, const char *parent,
 				       base + target);
 		ktap_diag("%s: owner %s +%ld MB after %ld ms", what, key,
 			  mbf(v - base), now_ms() - t0);
+		note_recharge_ms(what, now_ms() - t0);
 		if (!rh_poll(probe_residual, &rp, rh_eq, 0, timeout_ms,
 			     rh_step_ms, &v))
 			return rh_fail("%s: %ld bytes of %s stay with the dead memcg",
@@ -258,30 +266,30 @@ int check_owner(const char *what, const char *parent,
  * subtree's memory (offline memcgs included) and dropping clean caches
  * between polls: memcgs still dying after that are pinned by a reference,
  * not by memory. Returns true when none is left; *@left: the last count.
+ * (The runner does the same after every case over all of the case's
+ * cgroups: see leak_check() in main.c.)
  */
 bool drain_dying(const char *tag, const char *parent, long timeout_ms_,
-			long *left)
+		 long *left)
 {
-	long deadline = now_ms() + timeout_ms_;
-	int passes = 0;
+	int passes;
+	bool ok = cg_drain_dying(parent, 0, timeout_ms_, left, &passes);
 
-	for (;;) {
-		*left = cg_nr_dying(parent);
-		if (*left == 0)
-			break;
-		if (now_ms() >= deadline)
-			return false;
-		/* -EAGAIN when less than asked could be reclaimed: expected. */
-		cg_write(parent, "memory.reclaim", "1G");
-		write_str("/proc/sys/vm/drop_caches", "3");
-		passes++;
-		sleep_ms(rh_step_ms);
-	}
-	if (passes)
+	if (ok && passes)
 		ktap_diag("%s: %d reclaim passes over the subtree", tag, passes);
-	return true;
+	return ok;
 }
 
+void note_recharge_ms(const char *what, long ms)
+{
+	long w = rh_scaled_window(settle_floor_ms, ms, 2, SETTLE_CAP_MS);
+
+	if (w > settle_ms) {
+		ktap_diag("%s: a recharge took %ld ms: negative checks now wait %ld ms (was %ld)",
+			  what, ms, w, settle_ms);
+		settle_ms = w;
+	}
+}
 
 /*
  * ------------------------------------------------------- two-file shmem

@@ -23,7 +23,17 @@ extern long zombie_size;	/* --zombie-mb */
 extern long zombie_timeout_ms;	/* --zombie-timeout */
 extern int stress_seconds;	/* --stress-seconds */
 extern long timeout_ms;		/* --timeout: polling budget per wait */
-extern long settle_ms;		/* --settle: window for what must not happen */
+/*
+ * Window for checks that something must NOT happen: the larger of
+ * settle_floor_ms (--settle) and a multiple of the guest's speed measured
+ * at start (rh_calibrate_ms()), raised when a recharge in this run took
+ * long (note_recharge_ms()); at most SETTLE_CAP_MS unless --settle is more.
+ */
+extern long settle_ms;
+extern long settle_floor_ms;	/* --settle */
+#define SETTLE_FACTOR	8	/* x the calibration time */
+#define SETTLE_CAP_MS	60000
+extern long leak_timeout_ms;	/* --leak-timeout */
 
 /* ------------------------------------------------------------ run state */
 
@@ -31,6 +41,12 @@ extern int sysctl;		/* value at start, -1 if missing */
 extern bool expect;		/* recharging expected */
 extern char shmem_dir[128];	/* tmpfs for shmem cases ("" if none) */
 extern bool have_scratch;	/* block filesystem at SCRATCH_DIR */
+/*
+ * The run's top cgroup: every case's parent (mkparent()) lives below it, so
+ * that the runner's leak check sees every memcg a case removed, parent
+ * included.  NULL before the runner has created it.
+ */
+extern char *sc_top;
 
 /* --------------------------------------------------------------- helpers */
 
@@ -41,7 +57,7 @@ void release_tmpfs(void);
 /* Finds or mounts the tmpfs for shmem cases, looks for SCRATCH_DIR. */
 void prepare_dirs(void);
 
-/* A per-case parent cgroup below the root, memory enabled. */
+/* A per-case parent cgroup below sc_top, memory enabled. */
 char *mkparent(const char *tag);
 char *mkchild(const char *parent, const char *name);
 
@@ -83,6 +99,8 @@ int check_owner(const char *what, const char *parent, const char *owner,
 		const char *key, long base, long target, long t0);
 bool drain_dying(const char *tag, const char *parent, long timeout_ms_,
 		 long *left);
+/* A positive recharge took @ms: widen settle_ms to 2 x @ms if larger. */
+void note_recharge_ms(const char *what, long ms);
 /* thp_shmem and mglru_*: B maps f0 before A dies, reads f1 after. */
 int two_file_case(const char *tag, const char *dir, bool huge);
 

@@ -40,6 +40,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <dirent.h>
 #include <getopt.h>
 #include <signal.h>
 
@@ -48,6 +49,103 @@
 /* ------------------------------------------------------------------ main */
 
 static int kmsg_fd = -1;
+
+/*
+ * The leak invariant, checked by the runner after every case whatever its
+ * result: every memcg the case removed is freed once its memory is
+ * reclaimed.  Each case's cgroups live below its parent (mkparent()), and
+ * every parent below the run's top cgroup sc_top, so sc_top's
+ * nr_dying_descendants counts every memcg a case removed, its parent
+ * included, even after the case has removed the parent.  After the case,
+ * the runner removes whatever the case left under sc_top, then waits for
+ * that count to come back to its value before the case (cg_drain_dying():
+ * memory.reclaim over sc_top, sync, drop_caches 3 between polls, up to
+ * --leak-timeout).  By then the case has deleted its files and its
+ * processes are gone, so at either sysctl value nothing but a leaked
+ * reference can keep a dead memcg: pages of deleted files are freed, and
+ * what others still use (shared libraries, fs metadata) is reclaimable.
+ *
+ * A failure is folded into the case's own KTAP result ("not ok N case",
+ * also for a case that would have passed or skipped) with "# leak: ..."
+ * diagnostics: how many memcgs stay dying and the paths the case (or its
+ * children) removed, the candidates.  Returns true when nothing leaked.
+ */
+static bool leak_check(const char *name, long baseline)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	long left, t0 = now_ms(), n, i;
+	int passes;
+	DIR *d;
+
+	/* Whatever the case did not remove (it failed half-way, say). */
+	d = opendir(sc_top);
+	while (d && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sc_top, de->d_name);
+		ktap_diag("leak: %s: removing %s, left behind by the case",
+			  name, path);
+		cg_destroy(path);
+	}
+	if (d)
+		closedir(d);
+
+	if (cg_drain_dying(sc_top, baseline, leak_timeout_ms, &left,
+			   &passes)) {
+		if (passes)
+			ktap_diag("leak: %s: every removed memcg freed after %ld ms (%d reclaim passes)",
+				  name, now_ms() - t0, passes);
+		return true;
+	}
+	n = cg_rmlog_count();
+	ktap_diag("leak: %s: %ld dying memcg(s) survive reclaim for %ld ms (%ld before the case); memory.current of the dead subtree %ld KB, file %ld KB, anon %ld KB",
+		  name, left - baseline, now_ms() - t0, baseline,
+		  cg_read_long(sc_top, "memory.current") >> 10,
+		  cg_stat(sc_top, "file") >> 10, cg_stat(sc_top, "anon") >> 10);
+	ktap_diag("leak: %s: the case removed %ld memcg(s), the culprits are among them:",
+		  name, n);
+	for (i = 0; i < n && i < 40; i++)
+		ktap_diag("leak: %s:   %s", name, cg_rmlog_path(i) ?: "?");
+	if (n > 40)
+		ktap_diag("leak: %s:   ... and %ld more", name, n - 40);
+	return false;
+}
+
+/* The run's top cgroup, below the root: every case's parent goes there. */
+static char *make_top(void)
+{
+	char name[64], *p;
+
+	snprintf(name, sizeof(name), "rh_sc_%d", getpid());
+	p = cg_join(cg_root(), name);
+	if (!p)
+		return NULL;
+	cg_destroy(p);
+	if (cg_create(p) || cg_enable_memory(p)) {
+		ktap_diag("cannot create %s: %s", p, strerror(errno));
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+/*
+ * Scales the negative checks' window to the guest: SETTLE_FACTOR x the
+ * time a child takes to populate, map and re-read --size-mb of shmem, at
+ * least --settle.  A wrong recharge is work of the same kind (an rmap walk
+ * or an access per folio), so it would show within a few such times.
+ */
+static void scale_settle(void)
+{
+	long calib = rh_calibrate_ms(size);
+
+	settle_ms = rh_scaled_window(settle_floor_ms, calib, SETTLE_FACTOR,
+				     SETTLE_CAP_MS);
+	ktap_diag("guest speed: populating and mapping %ld MB took %ld ms: negative checks wait %ld ms (%d x, floor %ld ms, cap %d ms)",
+		  mbf(size), calib, settle_ms, SETTLE_FACTOR, settle_floor_ms,
+		  SETTLE_CAP_MS);
+}
 
 static const struct {
 	const char *name;
@@ -85,7 +183,9 @@ static void usage(const char *prog)
 		"  --zombie-timeout MS   bound for the dying count to clear (default 60000)\n"
 		"  --stress-seconds N    duration of stress (default 60)\n"
 		"  --timeout MS          polling budget per wait (default $RH_TIMEOUT_MS or 20000)\n"
-		"  --settle MS           window for things that must not happen (default 3000)\n",
+		"  --settle MS           least window for things that must not happen (default 3000;\n"
+		"                        scaled up to the guest's speed, see the \"guest speed\" line)\n"
+		"  --leak-timeout MS     after each case, bound for its removed memcgs to be freed (default 30000)\n",
 		prog);
 }
 
@@ -99,11 +199,13 @@ int main(int argc, char **argv)
 		{ "stress-seconds", required_argument, NULL, 'S' },
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "settle", required_argument, NULL, 'w' },
+		{ "leak-timeout", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *only[32];
 	int nr_only = 0, i, j, opt, nr_sel = 0, res;
+	long baseline;
 	bool sel[NR_CASES];
 	char why[256] = "";
 
@@ -137,14 +239,17 @@ int main(int argc, char **argv)
 			timeout_ms = atol(optarg);
 			break;
 		case 'w':
-			settle_ms = atol(optarg);
+			settle_floor_ms = atol(optarg);
+			break;
+		case 'k':
+			leak_timeout_ms = atol(optarg);
 			break;
 		default:
 			usage(argv[0]);
 			return opt == 'h' ? 0 : 2;
 		}
 	}
-	if (size < RH_MB(4) || nr_zombies < 1 || nr_zombies > 250 ||
+	if (size < RH_MB(4) || leak_timeout_ms < 0 || settle_floor_ms < 0 || nr_zombies < 1 || nr_zombies > 250 ||
 	    zombie_size < RH_PAGE || stress_seconds < 1) {
 		usage(argv[0]);
 		return 2;
@@ -171,12 +276,18 @@ int main(int argc, char **argv)
 		  sysctl < 0 ? " (missing)" : "",
 		  expect ? "expecting recharging" :
 			   "control run, expecting no recharging");
-	if (cg_setup_root(why, sizeof(why)) == 0) {
+	if (cg_setup_root(why, sizeof(why)) == 0 && cg_rmlog_init())
+		snprintf(why, sizeof(why), "cannot map the removal log: %s",
+			 strerror(errno));
+	if (!why[0] && !(sc_top = make_top()))
+		snprintf(why, sizeof(why), "cannot create the top cgroup");
+	if (!why[0]) {
 		prepare_dirs();
 		ktap_diag("shmem dir %s, scratch %s", shmem_dir[0] ? shmem_dir : "(none)",
 			  have_scratch ? SCRATCH_DIR : "(none)");
 		kmsg_fd = kmsg_open();
 		kmsg_scan(kmsg_fd, "before");
+		scale_settle();
 	}
 
 	for (i = 0; i < NR_CASES; i++) {
@@ -187,16 +298,23 @@ int main(int argc, char **argv)
 			res = rh_skip("%s", why);
 		} else {
 			ktap_diag("-- %s", cases[i].name);
+			baseline = cg_nr_dying(sc_top);
+			cg_rmlog_reset();
 			res = cases[i].fn();
-			if (kmsg_scan(kmsg_fd, cases[i].name) && res == RH_PASS)
-				res = rh_fail("suspicious kernel log messages");
 			/* Another case may have changed it: put it back. */
 			if (sysctl >= 0 && rh_sysctl_get() != sysctl)
 				rh_sysctl_set(sysctl);
+			if (!leak_check(cases[i].name, baseline))
+				res = rh_fail("leak: memcgs removed by %s stay dying after reclaim",
+					      cases[i].name);
+			if (kmsg_scan(kmsg_fd, cases[i].name) && res == RH_PASS)
+				res = rh_fail("suspicious kernel log messages");
 		}
 		ktap_result(cases[i].name, res, rh_skip_reason);
 	}
 
+	if (sc_top)
+		cg_destroy_free(&sc_top);
 	release_tmpfs();
 	return ktap_exit_code();
 }
