@@ -291,6 +291,23 @@ void note_recharge_ms(const char *what, long ms)
 	}
 }
 
+void thp_compact(void)
+{
+	write_str("/proc/sys/vm/compact_memory", "1");
+}
+
+int thp_none(const char *what, const char *kind, const char *fallback,
+	     long fb0)
+{
+	long fb = rh_vmstat(fallback);
+
+	if (fb0 >= 0 && fb > fb0)
+		return rh_skip("no free 2 MB blocks: the kernel tried and fell back to small pages (%s +%ld after compaction)",
+			       fallback, fb - fb0);
+	return rh_fail("%s: THP is configured but no %s huge page was allocated, and no allocation failed (%s +%ld)",
+		       what, kind, fallback, fb0 >= 0 && fb >= 0 ? fb - fb0 : -1);
+}
+
 /*
  * ------------------------------------------------------- two-file shmem
  * A writes f0 and f1 in @dir; B maps f0 before A dies (offline walk) and
@@ -304,9 +321,13 @@ int two_file_case(const char *tag, const char *dir, bool huge)
 	struct stat_probe sp;
 	struct residual_probe rp;
 	struct rh_counters before;
-	long thp0 = 0, t0, v, slot, pmd;
+	long thp0 = 0, t0, v, slot, pmd, fb0 = 0;
 	int ret = RH_FAIL, passes;
 
+	if (huge) {
+		thp_compact();
+		fb0 = rh_vmstat("thp_file_fallback");
+	}
 	snprintf(f0, sizeof(f0), "%s/rh_%s_%d_0", dir, tag, getpid());
 	snprintf(f1, sizeof(f1), "%s/rh_%s_%d_1", dir, tag, getpid());
 	a = parent ? mkchild(parent, "A") : NULL;
@@ -326,7 +347,7 @@ int two_file_case(const char *tag, const char *dir, bool huge)
 		ktap_diag("%s: A shmem=%ld MB shmem_thp=%ld MB", tag, mbf(v),
 			  mbf(thp0));
 		if (thp0 <= 0) {
-			ret = rh_skip("no shmem huge pages were allocated");
+			ret = thp_none(tag, "shmem", "thp_file_fallback", fb0);
 			goto out;
 		}
 	}

@@ -104,6 +104,19 @@ void note_recharge_ms(const char *what, long ms);
 /* thp_shmem and mglru_*: B maps f0 before A dies, reads f1 after. */
 int two_file_case(const char *tag, const char *dir, bool huge);
 
+/*
+ * Large folios.  thp_compact(): compacts memory before allocating huge
+ * pages.  thp_none(): when a case configured for THP got none.  A SKIP is
+ * legitimate only when the kernel tried and failed for lack of free 2 MB
+ * blocks (vmstat @fallback grew since @fb0, after compaction): that is the
+ * guest's memory, not the series.  Otherwise (no attempt recorded) it is
+ * a FAIL: the kernel is configured for THP (the caller checked), so a huge
+ * page was expected.
+ */
+void thp_compact(void);
+int thp_none(const char *what, const char *kind, const char *fallback,
+	     long fb0);
+
 /* ------------------------------------------------------------------ cases */
 
 int case_zombie_shmem(void);		/* zombie.c */

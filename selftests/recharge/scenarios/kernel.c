@@ -18,6 +18,15 @@
 /*
  * Dead A's pages are dirty; the flusher (a kernel thread) writes them back.
  * Neither root nor the unrelated memcg U may end up with them.
+ *
+ * Catches a recharge from kernel context (writeback's folio_mark_dirty()/
+ * folio_clear_dirty paths run by a kworker): U's file stat must not grow
+ * and dead A must keep its pages (they did not go to root either).
+ * Preconditions, checked (FAIL if unmet, since without them the case
+ * tests nothing): A's pages are dirty when A dies (memory.stat
+ * file_dirty >= half the file), and writeback completes (file_dirty and
+ * file_writeback of the subtree reach 0) before the negative window.
+ * The baselines are taken from live A before its removal: no sleep.
  */
 int case_kernel_writeback(void)
 {
@@ -44,29 +53,51 @@ int case_kernel_writeback(void)
 		ret = rh_fail("populating files");
 		goto out;
 	}
-	dirty = cg_stat(a, "file_dirty");
-	ktap_diag("kernel_writeback: A file=%ld MB file_dirty=%ld MB",
-		  mbf(cg_stat(a, "file")), mbf(dirty));
 	rp.parent = parent;
 	rp.key = "file";
 	rp.live[0] = u;
+	dirty = cg_stat(a, "file_dirty");
+	dead0 = cg_stat(a, "file");
+	u0 = cg_stat(u, "file");
+	ktap_diag("kernel_writeback: A file=%ld KB file_dirty=%ld KB, U file=%ld KB; /proc/meminfo Dirty=%ld KB",
+		  dead0 >> 10, dirty >> 10, u0 >> 10,
+		  read_key("/proc/meminfo", "Dirty:"));
+	if (dirty < size / 2) {
+		ret = rh_fail("precondition: A's file is not dirty (file_dirty %ld KB of %ld KB written; vm.dirty_background_bytes=%ld ratio=%ld, dirty_expire_centisecs=%ld)",
+			      dirty >> 10, size >> 10,
+			      read_long("/proc/sys/vm/dirty_background_bytes"),
+			      read_long("/proc/sys/vm/dirty_background_ratio"),
+			      read_long("/proc/sys/vm/dirty_expire_centisecs"));
+		goto out;
+	}
 	rh_counters_read(&before);
 	if (cg_rmdir(a))
 		goto out;
 	t0 = now_ms();
-	sleep_ms(200);
-	u0 = cg_stat(u, "file");
-	dead0 = probe_residual(&rp);
+	v = cg_stat(parent, "file_dirty");
+	if (v < size / 2) {
+		ret = rh_fail("precondition: dead A's pages were cleaned before the flusher was asked (subtree file_dirty %ld KB right after rmdir)",
+			      v >> 10);
+		goto out;
+	}
 
 	/* sync(2) hands the work to the flusher threads and waits. */
 	sync();
 	sp.cg = parent;
 	sp.key = "file_dirty";
-	rh_poll(probe_stat, &sp, rh_le, 0, timeout_ms, rh_step_ms, &v);
+	if (!rh_poll(probe_stat, &sp, rh_le, 0, timeout_ms, rh_step_ms, &v)) {
+		ret = rh_fail("precondition: writeback did not happen: subtree file_dirty %ld KB %ld ms after sync()",
+			      v >> 10, now_ms() - t0);
+		goto out;
+	}
 	sp.key = "file_writeback";
-	rh_poll(probe_stat, &sp, rh_le, 0, timeout_ms, rh_step_ms, NULL);
-	ktap_diag("kernel_writeback: written back after %ld ms (parent file_dirty=%ld)",
-		  now_ms() - t0, v);
+	if (!rh_poll(probe_stat, &sp, rh_le, 0, timeout_ms, rh_step_ms, &v)) {
+		ret = rh_fail("precondition: writeback did not complete: subtree file_writeback %ld KB %ld ms after sync()",
+			      v >> 10, now_ms() - t0);
+		goto out;
+	}
+	ktap_diag("kernel_writeback: %ld KB written back within %ld ms",
+		  dirty >> 10, now_ms() - t0);
 
 	/* Give a wrong recharge every chance to show. */
 	sp.cg = u;

@@ -15,6 +15,26 @@
 
 /* --------------------------------------------------------- at the limit */
 
+/*
+ * Dead A's shmem (--size-mb) is mapped by B, whose @knob is a quarter of
+ * that.  B's room is its limit minus what it already uses (cur0: page
+ * tables, its task's own pages), measured before A dies.  At sysctl 1:
+ *
+ * - the part that fits moved: B's shmem >= room - tol, and
+ *   recharge_pgs_moved grew by as much; catches a recharge that gives up
+ *   on the first refusal, or refuses everything when the target has a
+ *   limit at all (the case used to pass when nothing moved);
+ * - the part that does not fit stayed: B's shmem <= limit, dead A keeps
+ *   >= size - limit; catches charging past memory.max/high;
+ * - every page that stayed was refused at least once:
+ *   recharge_pgs_cancelled grew by >= the pages that stayed (- tol);
+ *   catches refusals that are not counted, or pages never attempted;
+ * - no OOM, no kill, B's task alive: recharging never reclaims or OOMs.
+ *
+ * tol = max(1 MB, limit / 8) covers B's per-cpu charge stock and the
+ * small allocations of its task after cur0 was taken.
+ * At sysctl 0 nothing moves and the counters stay still.
+ */
 static int limit_case(const char *knob)
 {
 	char *parent = mkparent(knob + 7), *a = NULL, *b = NULL;
@@ -23,6 +43,7 @@ static int limit_case(const char *knob)
 	struct rh_counters before, d;
 	struct stat_probe sp;
 	long limit = size / 4, oom0, kill0, v, t0, cur, got, dead, slot;
+	long cur0, room, tol = limit / 8 > RH_MB(1) ? limit / 8 : RH_MB(1);
 	int ret = RH_FAIL, passes;
 
 	if (!shmem_dir[0])
@@ -48,6 +69,16 @@ static int limit_case(const char *knob)
 		ret = rh_fail("mapping: %s", strerror(-slot));
 		goto out;
 	}
+	cur0 = cg_read_long(b, "memory.current");
+	room = limit - cur0;
+	ktap_diag("%s: %s=%ld KB, owner uses %ld KB before A dies: room for %ld KB of A's %ld KB",
+		  knob + 7, knob, limit >> 10, cur0 >> 10, room >> 10,
+		  size >> 10);
+	if (cur0 < 0 || room < 2 * tol) {
+		ret = rh_fail("the owner has no room to test with (memory.current %ld, %s %ld)",
+			      cur0, knob, limit);
+		goto out;
+	}
 	oom0 = cg_read_key(b, "memory.events", "oom");
 	kill0 = cg_read_key(b, "memory.events", "oom_kill");
 	rh_counters_read(&before);
@@ -62,7 +93,7 @@ static int limit_case(const char *knob)
 	sp.key = "shmem";
 	if (expect) {
 		/* Wait until the owner is full, then for things to settle. */
-		rh_poll(probe_stat, &sp, rh_ge, limit - RH_MB(2), timeout_ms,
+		rh_poll(probe_stat, &sp, rh_ge, room - tol, timeout_ms,
 			rh_step_ms, &v);
 		rh_poll(probe_stat, &sp, rh_ge, limit + 1, settle_ms,
 			rh_step_ms, &v);
@@ -98,14 +129,30 @@ static int limit_case(const char *knob)
 		goto out;
 	}
 	if (expect) {
-		if (d.present && d.cancelled <= 0) {
-			ret = rh_fail("no recharge_pgs_cancelled although %ld KB did not fit",
-				      dead >> 10);
+		if (got < room - tol) {
+			ret = rh_fail("the part that fits did not move: owner shmem %ld KB, room %ld KB (tolerance %ld KB)",
+				      got >> 10, room >> 10, tol >> 10);
 			goto out;
 		}
 		if (dead < size - limit) {
 			ret = rh_fail("only %ld KB stay with the dead memcg, expected >= %ld KB",
 				      dead >> 10, (size - limit) >> 10);
+			goto out;
+		}
+		if (d.present && d.moved * RH_PAGE < got - tol) {
+			ret = rh_fail("recharge_pgs_moved +%ld pages (%ld KB), but the owner got %ld KB",
+				      d.moved, d.moved * RH_PAGE >> 10,
+				      got >> 10);
+			goto out;
+		}
+		if (d.present && d.cancelled * RH_PAGE < dead - tol) {
+			ret = rh_fail("recharge_pgs_cancelled +%ld pages (%ld KB), but %ld KB did not fit",
+				      d.cancelled, d.cancelled * RH_PAGE >> 10,
+				      dead >> 10);
+			goto out;
+		}
+		if (!d.present) {
+			ret = rh_fail("recharge_pgs_* missing from /proc/vmstat at sysctl 1");
 			goto out;
 		}
 	} else {

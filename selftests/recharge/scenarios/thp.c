@@ -13,13 +13,29 @@
 
 #include "common.h"
 
+#define THP_SHMEM	"/sys/kernel/mm/transparent_hugepage/shmem_enabled"
+#define THP_PMD_ANON	"/sys/kernel/mm/transparent_hugepage/hugepages-2048kB/enabled"
+
+/*
+ * thp_shmem: A's files on a tmpfs mounted huge=always; B maps one before A
+ * dies and reads the other after (two_file_case()): every huge page must
+ * move whole (B's shmem_thp grows by A's, none left behind).  tmpfs
+ * accepts huge=always only when the kernel supports THP, so from there on
+ * getting no huge page at all is a FAIL, unless the kernel tried and fell
+ * back for lack of free 2 MB blocks (thp_none()) or the administrator
+ * denied huge shmem (shmem_enabled "deny"): the two legitimate SKIPs.
+ */
 int case_thp_shmem(void)
 {
 	const char *dir = private_tmpfs("huge", "size=1g,huge=always");
+	char buf[128];
 
 	if (!dir)
-		return rh_skip("cannot mount tmpfs with huge=always: %s",
+		return rh_skip("cannot mount tmpfs with huge=always (kernel without THP for shmem): %s",
 			       strerror(errno));
+	if (read_str(THP_SHMEM, buf, sizeof(buf)) > 0 && strstr(buf, "[deny]"))
+		return rh_skip("%s is 'deny': huge shmem is disabled system-wide",
+			       THP_SHMEM);
 	return two_file_case("thp_shmem", dir, true);
 }
 
@@ -27,17 +43,27 @@ int case_thp_shmem(void)
 
 #define THP_UNDERUSED "/sys/kernel/mm/transparent_hugepage/shrink_underused"
 
+/*
+ * thp_anon: A's task faults --size-mb of anonymous memory with
+ * MADV_HUGEPAGE, moves to B, and A is removed: B must end up with all of
+ * it, huge pages included (check_owner on anon_thp, then anon).  SKIP only
+ * without CONFIG_TRANSPARENT_HUGEPAGE (no sysfs knob) or when the kernel
+ * tried and fell back for lack of free 2 MB blocks (thp_none()); a global
+ * or per-size "never" is switched to madvise/inherit for the case; no huge
+ * page and no fallback is a FAIL.
+ */
 int case_thp_anon(void)
 {
 	char *parent = NULL, *a = NULL, *b = NULL, old[128], *sel;
-	char underused[16];
-	bool restore_underused = false;
+	char underused[16], pmd_old[64];
+	bool restore_underused = false, restore_pmd = false;
 	struct agent ag = { .pid = -1 };
 	struct stat_probe sp;
 	struct residual_probe rp = { 0 };
 	struct rh_counters before;
 	long thp0, v, t0, base;
 	bool restore = false;
+	long fb0;
 	int ret = RH_FAIL;
 
 	if (read_str(THP_ENABLED, old, sizeof(old)) <= 0)
@@ -47,6 +73,16 @@ int case_thp_anon(void)
 		if (write_str(THP_ENABLED, "madvise"))
 			return rh_skip("THP is 'never' and cannot be changed");
 		restore = true;
+	}
+	/* 6.12's per-size control for PMD-sized anon THP. */
+	if (read_str(THP_PMD_ANON, pmd_old, sizeof(pmd_old)) > 0 &&
+	    strstr(pmd_old, "[never]")) {
+		if (write_str(THP_PMD_ANON, "inherit")) {
+			ret = rh_fail("cannot switch %s from never", THP_PMD_ANON);
+			goto out;
+		}
+		restore_pmd = true;
+		ktap_diag("thp_anon: %s was never, set to inherit", THP_PMD_ANON);
 	}
 	/*
 	 * 6.12 queues every new anon THP on its memcg's deferred split queue
@@ -66,6 +102,8 @@ int case_thp_anon(void)
 		goto out;
 	if (agent_start(&ag, a))
 		goto out;
+	thp_compact();
+	fb0 = rh_vmstat("thp_fault_fallback");
 	v = agent_do(&ag, AG_ANON, NULL, 0, size,
 		     AGF_POPULATE | AGF_HUGE | AGF_ALIGN);
 	if (v < 0) {
@@ -78,7 +116,8 @@ int case_thp_anon(void)
 	thp0 = cg_stat(a, "anon_thp");
 	ktap_diag("thp_anon: A anon=%ld MB anon_thp=%ld MB", mbf(v), mbf(thp0));
 	if (thp0 <= 0) {
-		ret = rh_skip("no anonymous huge pages were allocated");
+		ret = thp_none("thp_anon", "anonymous", "thp_fault_fallback",
+			       fb0);
 		goto out;
 	}
 	if (cg_enter(b, ag.pid))
@@ -109,6 +148,8 @@ out:
 	cg_destroy_free(&a);
 	cg_destroy_free(&b);
 	cg_destroy_free(&parent);
+	if (restore_pmd)
+		write_str(THP_PMD_ANON, "never");
 	if (restore_underused)
 		write_str(THP_UNDERUSED, underused[0] == '0' ? "0" : "1");
 	if (restore) {

@@ -15,6 +15,25 @@
 
 /* ------------------------------------------------------ zombie reduction */
 
+/*
+ * nr_zombies memcgs each write a file (--zombie-mb) that one live memcg
+ * keeps mapped, then are removed.  At sysctl 1:
+ *
+ * - the dying count falls back to its baseline (the zombies are freed);
+ * - the memory went to the live memcg: its @key stat grew by the
+ *   zombies' total (dead0, measured before the removal) within
+ *   tol = max(1 MB, dead0 / 20), and the dead memcgs keep <= tol.  This
+ *   catches a kernel that frees the zombies some other way than by
+ *   recharging to the user: reparenting their pages to the parent (the
+ *   dying count falls, but the pages stay in the parent, not in the live
+ *   memcg), dropping or reclaiming them, or charging a wrong memcg;
+ * - nothing is lost before that: the zombies held >= 90% of the total
+ *   they wrote (else the case tests nothing).
+ *
+ * At sysctl 0 the dying count does not fall for settle_ms (at least 5 s),
+ * the dead memcgs keep >= 90% and the live memcg's @key does not grow by
+ * more than tol.  In both, once the files are deleted, every zombie goes.
+ */
 static int zombie_case(bool blockfs)
 {
 	const char *dir = blockfs ? SCRATCH_DIR : shmem_dir;
@@ -24,6 +43,7 @@ static int zombie_case(bool blockfs)
 	struct residual_probe rp;
 	struct rh_counters before;
 	long base, dying0, dead0, dead1, v, t0, t_clear = -1, slot;
+	long live0, live1, tol, total = nr_zombies * zombie_size;
 	int i, ret = RH_FAIL;
 
 	if (blockfs && !have_scratch)
@@ -72,6 +92,13 @@ static int zombie_case(bool blockfs)
 	rp.live[0] = live;
 	rp.live[1] = NULL;
 	dead0 = probe_residual(&rp);
+	live0 = cg_stat(live, key);
+	tol = dead0 / 20 > RH_MB(1) ? dead0 / 20 : RH_MB(1);
+	if (dead0 < total * 9 / 10 || live0 < 0) {
+		ret = rh_fail("precondition: the zombies-to-be hold %ld KB of %s, expected >= 90%% of %ld KB (live %s=%ld)",
+			      dead0 >> 10, key, total >> 10, key, live0);
+		goto out;
+	}
 	rh_counters_read(&before);
 	for (i = 0; i < nr_zombies; i++) {
 		if (cg_rmdir(z[i])) {
@@ -91,9 +118,11 @@ static int zombie_case(bool blockfs)
 			    rh_step_ms, &v))
 			t_clear = now_ms() - t0;
 		dead1 = probe_residual(&rp);
-		ktap_diag("zombies: after: nr_dying_descendants=%ld after %ld ms, memory in dead memcgs=%ld MB, owner %s=%ld MB",
-			  v, now_ms() - t0, mbf(dead1), key,
-			  mbf(cg_stat(live, key)));
+		live1 = cg_stat(live, key);
+		ktap_diag("zombies: after: nr_dying_descendants=%ld after %ld ms, memory in dead memcgs=%ld KB, live %s %ld -> %ld KB (+%ld KB of the zombies' %ld KB, tolerance %ld KB)",
+			  v, now_ms() - t0, dead1 >> 10, key, live0 >> 10,
+			  live1 >> 10, (live1 - live0) >> 10, dead0 >> 10,
+			  tol >> 10);
 		rh_counters_diag("zombies", &before, NULL);
 		if (t_clear < 0) {
 			ret = rh_fail("nr_dying_descendants still %ld (baseline %ld) after %ld ms",
@@ -101,6 +130,17 @@ static int zombie_case(bool blockfs)
 			goto out;
 		}
 		ktap_diag("zombies: time to clear: %ld ms", t_clear);
+		note_recharge_ms("zombies", t_clear);
+		if (live1 - live0 < dead0 - tol) {
+			ret = rh_fail("the zombies are gone but the live memcg got only %ld of their %ld KB of %s",
+				      (live1 - live0) >> 10, dead0 >> 10, key);
+			goto out;
+		}
+		if (dead1 > tol) {
+			ret = rh_fail("the zombies are gone but %ld KB of %s stay outside the live memcg (reparented?)",
+				      dead1 >> 10, key);
+			goto out;
+		}
 	} else {
 		long window = settle_ms > 5000 ? settle_ms : 5000;
 
@@ -111,11 +151,18 @@ static int zombie_case(bool blockfs)
 			goto out;
 		}
 		dead1 = probe_residual(&rp);
-		ktap_diag("zombies: control: after %ld ms nr_dying_descendants=%ld, memory in dead memcgs=%ld MB",
-			  now_ms() - t0, v, mbf(dead1));
+		live1 = cg_stat(live, key);
+		ktap_diag("zombies: control: after %ld ms nr_dying_descendants=%ld, memory in dead memcgs=%ld MB, live %s %ld -> %ld KB",
+			  now_ms() - t0, v, mbf(dead1), key, live0 >> 10,
+			  live1 >> 10);
 		rh_counters_diag("zombies", &before, NULL);
 		if (v < base + nr_zombies || dead1 < dead0 * 9 / 10) {
 			ret = rh_fail("recharging is off, yet the dead memcgs shrank");
+			goto out;
+		}
+		if (live1 - live0 > tol) {
+			ret = rh_fail("recharging is off, yet the live memcg's %s grew by %ld KB",
+				      key, (live1 - live0) >> 10);
 			goto out;
 		}
 	}
