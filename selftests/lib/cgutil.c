@@ -355,6 +355,59 @@ long cg_nr_dying(const char *cg)
 	return cg_read_key(cg, "cgroup.stat", "nr_dying_descendants");
 }
 
+#define RMLOG_SLOTS	256
+#define RMLOG_PATH	160
+
+struct rmlog {
+	long count;
+	char path[RMLOG_SLOTS][RMLOG_PATH];
+};
+
+static struct rmlog *rmlog;
+
+int cg_rmlog_init(void)
+{
+	void *p;
+
+	if (rmlog)
+		return 0;
+	p = mmap(NULL, sizeof(*rmlog), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED)
+		return -1;
+	rmlog = p;
+	return 0;
+}
+
+void cg_rmlog_reset(void)
+{
+	if (rmlog)
+		__atomic_store_n(&rmlog->count, 0, __ATOMIC_SEQ_CST);
+}
+
+long cg_rmlog_count(void)
+{
+	return rmlog ? __atomic_load_n(&rmlog->count, __ATOMIC_SEQ_CST) : 0;
+}
+
+const char *cg_rmlog_path(long i)
+{
+	if (!rmlog || i < 0 || i >= cg_rmlog_count() || i >= RMLOG_SLOTS)
+		return NULL;
+	return rmlog->path[i];
+}
+
+static void rmlog_add(const char *cg)
+{
+	long i;
+
+	if (!rmlog)
+		return;
+	i = __atomic_fetch_add(&rmlog->count, 1, __ATOMIC_SEQ_CST);
+	if (i < RMLOG_SLOTS)
+		snprintf(rmlog->path[i], RMLOG_PATH, "%s", cg);
+}
+
 int cg_rmdir(const char *cg)
 {
 	long deadline = now_ms() + 10000;
@@ -366,7 +419,42 @@ int cg_rmdir(const char *cg)
 			return -1;
 		sleep_ms(20);
 	}
+	rmlog_add(cg);
 	return 0;
+}
+
+bool cg_drain_dying(const char *top, long baseline, long timeout_ms,
+		    long *left, int *passes)
+{
+	long start = now_ms(), last_change = start, prev = -1, v, t;
+
+	*passes = 0;
+	for (;;) {
+		v = cg_nr_dying(top);
+		*left = v;
+		if (v >= 0 && v <= baseline)
+			return true;
+		t = now_ms();
+		if (v != prev) {
+			if (prev >= 0)
+				last_change = t;
+			prev = v;
+		}
+		if (v < 0 || (t - start >= timeout_ms &&
+			      (t - last_change >= 2000 ||
+			       t - start >= 4 * timeout_ms)))
+			return false;
+		/*
+		 * Dirty or journalled pages cannot be reclaimed: write them
+		 * back first.  memory.reclaim returns -EAGAIN when less than
+		 * asked could be reclaimed: expected.
+		 */
+		sync();
+		cg_write(top, "memory.reclaim", "1G");
+		write_str("/proc/sys/vm/drop_caches", "3");
+		(*passes)++;
+		sleep_ms(rh_step_ms);
+	}
 }
 
 int cg_destroy(const char *cg)
@@ -475,6 +563,75 @@ bool rh_poll(rh_probe_t probe, void *ctx, bool (*cond)(long v, long arg),
 			return false;
 		sleep_ms(step_ms);
 	}
+}
+
+/* ------------------------------------------------------------ guest speed */
+
+static int calib_child(long len)
+{
+	static char buf[65536];
+	long done, i;
+	char *m;
+	int fd;
+
+	fd = memfd_create("rh_calib", MFD_CLOEXEC);
+	if (fd < 0)
+		return 1;
+	memset(buf, 0x3c, sizeof(buf));
+	for (done = 0; done < len; done += sizeof(buf))
+		if (pwrite(fd, buf, sizeof(buf), done) != sizeof(buf))
+			return 1;
+	m = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE,
+		 fd, 0);
+	if (m == MAP_FAILED)
+		return 1;
+	for (i = 0; i < len; i += RH_PAGE)
+		((volatile char *)m)[i] ^= 1;
+	for (done = 0; done < len; done += sizeof(buf))
+		if (pread(fd, buf, sizeof(buf), done) != sizeof(buf))
+			return 1;
+	munmap(m, len);
+	close(fd);
+	return 0;
+}
+
+long rh_calibrate_ms(long len)
+{
+	long t[3], x;
+	int i, j, status;
+	pid_t pid;
+
+	len = (len + 65535) & ~65535L;
+	for (i = 0; i < 3; i++) {
+		fflush(stdout);
+		t[i] = now_ms();
+		pid = fork();
+		if (pid < 0)
+			return -1;
+		if (pid == 0)
+			_exit(calib_child(len));
+		if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) ||
+		    WEXITSTATUS(status))
+			return -1;
+		t[i] = now_ms() - t[i];
+	}
+	for (i = 0; i < 3; i++)
+		for (j = i + 1; j < 3; j++)
+			if (t[j] < t[i]) {
+				x = t[i];
+				t[i] = t[j];
+				t[j] = x;
+			}
+	return t[1];
+}
+
+long rh_scaled_window(long floor_ms, long calib_ms, long factor, long cap_ms)
+{
+	long w = calib_ms > 0 ? calib_ms * factor : 0;
+
+	if (w > cap_ms)
+		w = cap_ms;
+	return w > floor_ms ? w : floor_ms;
 }
 
 /* ----------------------------------------------------------- kernel log */

@@ -81,6 +81,28 @@ int cg_nr_procs(const char *cg);
 long cg_nr_dying(const char *cg);
 long cg_stat(const char *cg, const char *key);	/* memory.stat key */
 
+/*
+ * Removal log: every cgroup that cg_rmdir() (and so cg_destroy()) removes
+ * is recorded, by forked children too once cg_rmlog_init() has set up the
+ * shared log (before the first fork).  A leak check names these as the
+ * memcgs that may be the ones still dying.
+ */
+int cg_rmlog_init(void);
+void cg_rmlog_reset(void);
+long cg_rmlog_count(void);		/* removals since the last reset */
+const char *cg_rmlog_path(long i);	/* NULL beyond what the log holds */
+
+/*
+ * Leak check: waits until @top's nr_dying_descendants is back to at most
+ * @baseline, reclaiming @top's subtree (dead memcgs included) with
+ * memory.reclaim, syncing and dropping clean caches between polls, for up
+ * to @timeout_ms (longer, at most 4x, while the count keeps falling).  A
+ * memcg still dying after that is pinned by a reference, not by memory.
+ * Returns true if the count came back; *left: the last count.
+ */
+bool cg_drain_dying(const char *top, long baseline, long timeout_ms,
+		    long *left, int *passes);
+
 /* Checks that the memory controller can be used below the root. */
 int cg_setup_root(char *why, size_t len);
 
@@ -106,6 +128,19 @@ bool rh_eq(long v, long arg);
 /* Default polling budget (ms), from $RH_TIMEOUT_MS or 20000. */
 long rh_timeout_ms(void);
 extern long rh_step_ms;
+
+/*
+ * The guest's speed: median of 3 runs (ms) of a forked child that writes
+ * @len bytes to a memfd, maps it with MAP_POPULATE, touches and re-reads
+ * every page, and exits.  -1 if that cannot be done.
+ */
+long rh_calibrate_ms(long len);
+/*
+ * The window for checks that something must NOT happen: @factor x
+ * @calib_ms, at least @floor_ms, at most @cap_ms (a @calib_ms < 0 gives
+ * @floor_ms).
+ */
+long rh_scaled_window(long floor_ms, long calib_ms, long factor, long cap_ms);
 
 /* ----------------------------------------------------------- kernel log */
 

@@ -1,0 +1,208 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * scenarios: zombie_shmem, zombie_file: many dead memcgs whose files a live memcg keeps using
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+/* ------------------------------------------------------ zombie reduction */
+
+/*
+ * nr_zombies memcgs each write a file (--zombie-mb) that one live memcg
+ * keeps mapped, then are removed.  At sysctl 1:
+ *
+ * - the dying count falls back to its baseline (the zombies are freed);
+ * - the memory went to the live memcg: its @key stat grew by the
+ *   zombies' total (dead0, measured before the removal) within
+ *   tol = max(1 MB, dead0 / 20), and the dead memcgs keep <= tol.  This
+ *   catches a kernel that frees the zombies some other way than by
+ *   recharging to the user: reparenting their pages to the parent (the
+ *   dying count falls, but the pages stay in the parent, not in the live
+ *   memcg), dropping or reclaiming them, or charging a wrong memcg;
+ * - nothing is lost before that: the zombies held >= 90% of the total
+ *   they wrote (else the case tests nothing).
+ *
+ * At sysctl 0 the dying count does not fall for settle_ms (at least 5 s),
+ * the dead memcgs keep >= 90% and the live memcg's @key does not grow by
+ * more than tol.  In both, once the files are deleted, every zombie goes.
+ */
+static int zombie_case(bool blockfs)
+{
+	const char *dir = blockfs ? SCRATCH_DIR : shmem_dir;
+	const char *key = blockfs ? "file" : "shmem";
+	char *parent = NULL, *live = NULL, **z = NULL, path[PATH_MAX];
+	struct agent ag = { .pid = -1 };
+	struct residual_probe rp;
+	struct rh_counters before;
+	long base, dying0, dead0, dead1, v, t0, t_clear = -1, slot;
+	long live0, live1, tol, total = nr_zombies * zombie_size;
+	int i, ret = RH_FAIL;
+
+	if (blockfs && !have_scratch)
+		return rh_skip("no block filesystem at %s (run guest-setup.sh)",
+			       SCRATCH_DIR);
+	if (!dir[0])
+		return rh_skip("no tmpfs for shmem");
+
+	z = calloc(nr_zombies, sizeof(*z));
+	parent = mkparent(blockfs ? "zombie_file" : "zombie_shmem");
+	live = parent ? mkchild(parent, "live") : NULL;
+	if (!z || !live)
+		goto out;
+	base = cg_nr_dying(parent);
+
+	for (i = 0; i < nr_zombies; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "z%d", i);
+		z[i] = mkchild(parent, name);
+		snprintf(path, sizeof(path), "%s/rh_zombie_%d_%d", dir,
+			 getpid(), i);
+		if (!z[i] || populate(z[i], path, zombie_size, blockfs,
+				      false)) {
+			ret = rh_fail("populating %s from %s", path, z[i]);
+			goto out;
+		}
+	}
+
+	/* The live memcg keeps using every file. */
+	if (agent_start(&ag, live))
+		goto out;
+	for (i = 0; i < nr_zombies; i++) {
+		snprintf(path, sizeof(path), "%s/rh_zombie_%d_%d", dir,
+			 getpid(), i);
+		slot = agent_do(&ag, AG_MAP, path, 0, zombie_size,
+				AGF_POPULATE);
+		if (slot < 0) {
+			ret = rh_fail("mapping %s: %s", path, strerror(-slot));
+			goto out;
+		}
+	}
+
+	rp.parent = parent;
+	rp.key = key;
+	rp.live[0] = live;
+	rp.live[1] = NULL;
+	dead0 = probe_residual(&rp);
+	live0 = cg_stat(live, key);
+	tol = dead0 / 20 > RH_MB(1) ? dead0 / 20 : RH_MB(1);
+	if (dead0 < total * 9 / 10 || live0 < 0) {
+		ret = rh_fail("precondition: the zombies-to-be hold %ld KB of %s, expected >= 90%% of %ld KB (live %s=%ld)",
+			      dead0 >> 10, key, total >> 10, key, live0);
+		goto out;
+	}
+	rh_counters_read(&before);
+	for (i = 0; i < nr_zombies; i++) {
+		if (cg_rmdir(z[i])) {
+			ret = rh_fail("rmdir %s: %s", z[i], strerror(errno));
+			goto out;
+		}
+	}
+	t0 = now_ms();
+	dying0 = cg_nr_dying(parent);
+	ktap_diag("zombies: %d memcgs x %ld MB of %s, baseline nr_dying_descendants=%ld",
+		  nr_zombies, mbf(zombie_size), key, base);
+	ktap_diag("zombies: before: nr_dying_descendants=%ld, memory in removed memcgs=%ld MB",
+		  dying0, mbf(dead0));
+
+	if (expect) {
+		if (rh_poll(probe_dying, parent, rh_le, base, zombie_timeout_ms,
+			    rh_step_ms, &v))
+			t_clear = now_ms() - t0;
+		dead1 = probe_residual(&rp);
+		live1 = cg_stat(live, key);
+		ktap_diag("zombies: after: nr_dying_descendants=%ld after %ld ms, memory in dead memcgs=%ld KB, live %s %ld -> %ld KB (+%ld KB of the zombies' %ld KB, tolerance %ld KB)",
+			  v, now_ms() - t0, dead1 >> 10, key, live0 >> 10,
+			  live1 >> 10, (live1 - live0) >> 10, dead0 >> 10,
+			  tol >> 10);
+		rh_counters_diag("zombies", &before, NULL);
+		if (t_clear < 0) {
+			ret = rh_fail("nr_dying_descendants still %ld (baseline %ld) after %ld ms",
+				      v, base, now_ms() - t0);
+			goto out;
+		}
+		ktap_diag("zombies: time to clear: %ld ms", t_clear);
+		note_recharge_ms("zombies", t_clear);
+		if (live1 - live0 < dead0 - tol) {
+			ret = rh_fail("the zombies are gone but the live memcg got only %ld of their %ld KB of %s",
+				      (live1 - live0) >> 10, dead0 >> 10, key);
+			goto out;
+		}
+		if (dead1 > tol) {
+			ret = rh_fail("the zombies are gone but %ld KB of %s stay outside the live memcg (reparented?)",
+				      dead1 >> 10, key);
+			goto out;
+		}
+	} else {
+		long window = settle_ms > 5000 ? settle_ms : 5000;
+
+		if (rh_poll(probe_dying, parent, rh_le, dying0 - 1, window,
+			    rh_step_ms, &v)) {
+			ret = rh_fail("recharging is off, yet nr_dying_descendants fell to %ld",
+				      v);
+			goto out;
+		}
+		dead1 = probe_residual(&rp);
+		live1 = cg_stat(live, key);
+		ktap_diag("zombies: control: after %ld ms nr_dying_descendants=%ld, memory in dead memcgs=%ld MB, live %s %ld -> %ld KB",
+			  now_ms() - t0, v, mbf(dead1), key, live0 >> 10,
+			  live1 >> 10);
+		rh_counters_diag("zombies", &before, NULL);
+		if (v < base + nr_zombies || dead1 < dead0 * 9 / 10) {
+			ret = rh_fail("recharging is off, yet the dead memcgs shrank");
+			goto out;
+		}
+		if (live1 - live0 > tol) {
+			ret = rh_fail("recharging is off, yet the live memcg's %s grew by %ld KB",
+				      key, (live1 - live0) >> 10);
+			goto out;
+		}
+	}
+
+	/* Leak check: once the files are gone, every zombie must go. */
+	agent_stop(&ag);
+	for (i = 0; i < nr_zombies; i++) {
+		snprintf(path, sizeof(path), "%s/rh_zombie_%d_%d", dir,
+			 getpid(), i);
+		unlink(path);
+	}
+	t0 = now_ms();
+	if (!drain_dying("zombies", parent, zombie_timeout_ms, &v)) {
+		ret = rh_fail("after deleting the files and reclaiming, nr_dying_descendants is still %ld (memory.current %ld KB)",
+			      v, cg_read_long(parent, "memory.current") >> 10);
+		goto out;
+	}
+	ktap_diag("zombies: after deleting the files, dying count back to %ld in %ld ms",
+		  v, now_ms() - t0);
+	ret = RH_PASS;
+out:
+	agent_kill(&ag);
+	for (i = 0; z && i < nr_zombies; i++) {
+		snprintf(path, sizeof(path), "%s/rh_zombie_%d_%d", dir,
+			 getpid(), i);
+		unlink(path);
+		cg_destroy_free(&z[i]);
+	}
+	free(z);
+	cg_destroy_free(&live);
+	cg_destroy_free(&parent);
+	return ret;
+}
+
+int case_zombie_shmem(void)
+{
+	return zombie_case(false);
+}
+
+int case_zombie_file(void)
+{
+	return zombie_case(true);
+}
