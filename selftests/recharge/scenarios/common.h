@@ -117,6 +117,12 @@ void thp_compact(void);
 int thp_none(const char *what, const char *kind, const char *fallback,
 	     long fb0);
 
+/*
+ * A counter of the series in debugfs (memcg_recharge/@name), mounting
+ * debugfs if needed; -1 if the kernel has none.  cost.c
+ */
+long rh_debugfs(const char *name);
+
 /* ------------------------------------------------------------------ cases */
 
 int case_zombie_shmem(void);		/* zombie.c */
@@ -135,5 +141,15 @@ int case_root_mapper(void);		/* root.c */
 int case_root_accessor(void);
 int case_toggle(void);			/* toggle.c */
 int case_stress(void);			/* stress.c */
+int case_root_pass_leak(void);		/* refcount.c */
+int case_truncated_pinned(void);	/* pagecache.c */
+int case_write_dirty_file(void);
+int case_write_dirty_shmem(void);
+int case_ancestor_read(void);		/* ancestor.c */
+int case_ancestor_map(void);
+int case_refuse_backoff(void);
+int case_lru_hold(void);		/* cost.c */
+int case_stuck_zombies(void);
+int case_mlock_count(void);		/* isolation.c */
 
 #endif

@@ -1,0 +1,207 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * scenarios: ancestor_read, ancestor_map, refuse_backoff: moves below a
+ * limited common ancestor, and a target that refuses.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+/*
+ * A pod-like parent P with memory.max whose usage sits at its limit: A
+ * wrote a file, S holds mlocked anonymous memory, and P's memory.max is
+ * set to its usage plus 1 MB.  A is removed; its sibling B reads the file
+ * (ancestor_read: the deferred path) or has it mapped (ancestor_map: the
+ * offline worker).  A move between siblings does not change P's usage, so
+ * it must not be refused: B owns the whole file afterwards.  Charging B
+ * before uncharging A counts the pages twice at P and fails after 1 MB.
+ */
+static int ancestor_case(bool mapped)
+{
+	const char *tag = mapped ? "ancestor_map" : "ancestor_read";
+	char *parent = NULL, *a = NULL, *b = NULL, *s = NULL, path[PATH_MAX];
+	struct agent as = { .pid = -1 }, ab = { .pid = -1 };
+	struct rh_counters before, d;
+	long len = RH_MB(16), slot, cur, t0;
+	int ret = RH_FAIL, passes = 0;
+
+	if (!shmem_dir[0])
+		return rh_skip("no tmpfs for shmem");
+	parent = mkparent(tag);
+	a = parent ? mkchild(parent, "A") : NULL;
+	b = parent ? mkchild(parent, "B") : NULL;
+	s = parent ? mkchild(parent, "S") : NULL;
+	if (!a || !b || !s)
+		goto out;
+	snprintf(path, sizeof(path), "%s/rh_anc_%d", shmem_dir, getpid());
+	if (populate(a, path, len, false, false))
+		goto out;
+	if (agent_start(&as, s))
+		goto out;
+	slot = agent_do(&as, AG_ANON, NULL, 0, RH_MB(8), 0);
+	if (slot < 0 || agent_do(&as, AG_TOUCH_WRITE, NULL, slot, 0, 0) < 0 ||
+	    agent_do(&as, AG_MLOCK, NULL, slot, 0, 0) < 0) {
+		ret = rh_fail("S could not lock its memory");
+		goto out;
+	}
+	if (agent_start(&ab, b))
+		goto out;
+	if (mapped && agent_do(&ab, AG_MAP, path, 0, len, AGF_POPULATE) < 0)
+		goto out;
+	/* Warm B's reader up: its buffers are charged before P is full. */
+	if (!mapped && agent_do(&ab, AG_READ, path, 0, RH_PAGE, 0) != RH_PAGE)
+		goto out;
+	cur = cg_read_long(parent, "memory.current");
+	if (cur < 0 || cg_write_long(parent, "memory.max", cur + RH_MB(1))) {
+		ret = rh_fail("cannot set the parent's memory.max");
+		goto out;
+	}
+	ktap_diag("%s: P at %ld KB, memory.max %ld KB; A's file %ld KB", tag,
+		  cur >> 10, (cur + RH_MB(1)) >> 10, len >> 10);
+	rh_counters_read(&before);
+	t0 = now_ms();
+	if (cg_rmdir(a))
+		goto out;
+	if (!mapped) {
+		if (expect) {
+			access_until(&ab, AG_READ, path, 0, len, b, "shmem",
+				     len, 0, &passes);
+			ktap_diag("%s: %d read pass(es)", tag, passes);
+		} else if (agent_do(&ab, AG_READ, path, 0, len, 0) != len) {
+			goto out;
+		}
+	}
+	ret = check_owner(tag, parent, b, "shmem", 0, len, t0);
+	rh_counters_diag(tag, &before, &d);
+	ktap_diag("%s: P's memory.current %ld KB, memory.peak %ld KB", tag,
+		  cg_read_long(parent, "memory.current") >> 10,
+		  cg_read_long(parent, "memory.peak") >> 10);
+out:
+	agent_kill(&ab);
+	agent_kill(&as);
+	unlink(path);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&s);
+	cg_destroy_free(&parent);
+	return ret;
+}
+
+int case_ancestor_read(void)
+{
+	return ancestor_case(false);
+}
+
+int case_ancestor_map(void)
+{
+	return ancestor_case(true);
+}
+
+/* Bound the kernel promises: one queueing per refusing target per second. */
+#define REFUSE_BACKOFF_MS	1000
+#define REFUSE_READS		1000
+
+struct hammer_arg {
+	const char *path;
+	const char *cg;
+	long elapsed_ms;
+};
+
+/*
+ * In B: put B at its limit (memory.max = memory.current), then read two
+ * pages of the file alternately, REFUSE_READS times.  Alternating matters:
+ * the read path marks a folio accessed only when a read moves on to
+ * another folio.
+ */
+static int hammer(void *p)
+{
+	struct hammer_arg *ha = p;
+	char buf[64];
+	long cur, t0;
+	int fd, i;
+
+	fd = open(ha->path, O_RDONLY);
+	if (fd < 0 || pread(fd, buf, sizeof(buf), 0) < 0 ||
+	    pread(fd, buf, sizeof(buf), RH_PAGE) < 0)
+		return 1;
+	cur = cg_read_long(ha->cg, "memory.current");
+	if (cur < 0 || cg_write_long(ha->cg, "memory.max", cur))
+		return 2;
+	t0 = now_ms();
+	for (i = 0; i < REFUSE_READS; i++)
+		if (pread(fd, buf, sizeof(buf), (i & 1) * RH_PAGE) < 0)
+			return 1;
+	/* The exit code carries the elapsed time in 100 ms units. */
+	t0 = (now_ms() - t0) / 100;
+	return t0 > 250 ? 253 : t0 + 3;
+}
+
+/*
+ * A's two pages are read REFUSE_READS times by B, which is at its limit:
+ * every recharge is refused.  The access hook must back off per refusing
+ * target instead of queueing (css and folio references, a global lock, a
+ * worker run, the dead memcg's move_lock raised) on every access: each
+ * folio is queued at most once per backoff period.  At 0 nothing is queued.
+ */
+int case_refuse_backoff(void)
+{
+	char *parent = mkparent("refuse_backoff"), *a = NULL, *b = NULL;
+	struct rh_counters before, d;
+	struct hammer_arg ha;
+	long q0, q1, elapsed, bound;
+	char path[PATH_MAX];
+	int ret = RH_FAIL, rc;
+
+	if (!shmem_dir[0])
+		return rh_skip("no tmpfs for shmem");
+	a = parent ? mkchild(parent, "A") : NULL;
+	b = parent ? mkchild(parent, "B") : NULL;
+	if (!a || !b)
+		goto out;
+	snprintf(path, sizeof(path), "%s/rh_refuse_%d", shmem_dir, getpid());
+	if (populate(a, path, 2 * RH_PAGE, false, false) || cg_rmdir(a))
+		goto out;
+	q0 = rh_debugfs("deferred_queued");
+	if (q0 < 0) {
+		ret = sysctl < 0 ? rh_skip("the kernel has no recharging") :
+				   rh_fail("no memcg_recharge/deferred_queued in debugfs");
+		goto out;
+	}
+	rh_counters_read(&before);
+	ha.path = path;
+	ha.cg = b;
+	rc = cg_run(b, hammer, &ha);
+	if (rc < 3) {
+		ret = rh_fail("reader in B failed (%d)", rc);
+		goto out;
+	}
+	elapsed = (rc - 3) * 100 + 99;	/* upper end of the unit */
+	sleep_ms(200);
+	q1 = rh_debugfs("deferred_queued");
+	rh_counters_diag("refuse_backoff", &before, &d);
+	bound = expect ? 2 * (elapsed / REFUSE_BACKOFF_MS + 2) : 0;
+	ktap_diag("refuse_backoff: %d reads in %ld ms queued %ld recharges (bound %ld), cancelled +%ld",
+		  REFUSE_READS, elapsed, q1 - q0, bound, d.cancelled);
+	if (q1 - q0 > bound) {
+		ret = rh_fail("%ld queueings for 2 folios in %ld ms; at most %ld expected",
+			      q1 - q0, elapsed, bound);
+		goto out;
+	}
+	if (expect && d.cancelled < 1) {
+		ret = rh_fail("B at its limit, yet no recharge was refused: the case proves nothing");
+		goto out;
+	}
+	ret = RH_PASS;
+out:
+	unlink(path);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
+	return ret;
+}

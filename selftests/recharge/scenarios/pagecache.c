@@ -1,0 +1,269 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * scenarios: truncated_pinned, write_dirty_file, write_dirty_shmem: page
+ * cache that leaves the cache while a recharge is pending, and page cache
+ * that is rewritten while it is still dirty.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "common.h"
+
+#define PIPE_BYTES	RH_MB(1)
+#define MAX_PIPES	32
+
+struct splice_arg {
+	const char *path;
+	long len;
+};
+
+/*
+ * In the new owner's cgroup: splice the whole file into pipes (each splice
+ * marks the folios accessed, which queues their recharge), then truncate
+ * the file at once while the pipes still hold the folios, so that most
+ * pending recharges find folios that have left the page cache.
+ */
+static int splice_then_truncate(void *p)
+{
+	struct splice_arg *sa = p;
+	int fds[MAX_PIPES][2], n = 0, i, fd;
+	loff_t off = 0;
+	ssize_t r;
+
+	fd = open(sa->path, O_RDWR);
+	if (fd < 0)
+		return 1;
+	for (i = 0; i < MAX_PIPES && off < sa->len; i++) {
+		if (pipe(fds[i]))
+			break;
+		n++;
+		fcntl(fds[i][1], F_SETPIPE_SZ, PIPE_BYTES);
+		r = splice(fd, &off, fds[i][1], NULL, PIPE_BYTES,
+			   SPLICE_F_NONBLOCK);
+		if (r <= 0)
+			break;
+	}
+	if (ftruncate(fd, 0))
+		return 1;
+	/* The deferred worker meets the truncated, still pinned folios now. */
+	sleep_ms(2000);
+	for (i = 0; i < n; i++) {
+		close(fds[i][0]);
+		close(fds[i][1]);
+	}
+	close(fd);
+	return off >= sa->len / 2 ? 0 : 1;
+}
+
+/*
+ * A's file (tmpfs, then ext4) is spliced into pipes by a task in B and
+ * truncated while the pipes pin its folios.  Truncation already took the
+ * folios out of A's file/shmem statistics; a recharge that still moved
+ * them would leave phantom file/shmem pages in B (and negative ones in A).
+ * Once the pipes are closed nothing of the file exists: B's file and shmem
+ * must be 0, whatever the sysctl.
+ */
+int case_truncated_pinned(void)
+{
+	char *parent = mkparent("truncated_pinned"), *a = NULL, *b = NULL;
+	const char *dirs[2] = { shmem_dir, have_scratch ? SCRATCH_DIR : NULL };
+	struct rh_counters before, d;
+	struct splice_arg sa;
+	char path[PATH_MAX];
+	long len = RH_MB(16), file, shmem;
+	int ret = RH_FAIL, i;
+
+	if (!shmem_dir[0])
+		return rh_skip("no tmpfs for shmem");
+	a = parent ? mkchild(parent, "A") : NULL;
+	b = parent ? mkchild(parent, "B") : NULL;
+	if (!a || !b)
+		goto out;
+	rh_counters_read(&before);
+	for (i = 0; i < 2; i++) {
+		if (!dirs[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/rh_trunc_%d_%d", dirs[i],
+			 getpid(), i);
+		if (populate(a, path, len, i == 1, false))
+			goto out;
+	}
+	if (cg_rmdir(a))
+		goto out;
+	for (i = 0; i < 2; i++) {
+		if (!dirs[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/rh_trunc_%d_%d", dirs[i],
+			 getpid(), i);
+		sa.path = path;
+		sa.len = len;
+		if (cg_run(b, splice_then_truncate, &sa)) {
+			ret = rh_fail("splicing and truncating %s from B", path);
+			goto out;
+		}
+		unlink(path);
+	}
+	sleep_ms(500);
+	rh_counters_diag("truncated_pinned", &before, &d);
+	file = cg_stat(b, "file");
+	shmem = cg_stat(b, "shmem");
+	ktap_diag("truncated_pinned: B after the pipes closed: file %ld KB, shmem %ld KB, memory.current %ld KB",
+		  file >> 10, shmem >> 10, cg_read_long(b, "memory.current") >> 10);
+	if (file != 0 || shmem != 0) {
+		ret = rh_fail("B keeps phantom page cache statistics (file %ld KB, shmem %ld KB) for folios that had left the page cache",
+			      file >> 10, shmem >> 10);
+		goto out;
+	}
+	ret = RH_PASS;
+out:
+	for (i = 0; i < 2; i++) {
+		if (!dirs[i])
+			continue;
+		snprintf(path, sizeof(path), "%s/rh_trunc_%d_%d", dirs[i],
+			 getpid(), i);
+		unlink(path);
+	}
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
+	return ret;
+}
+
+struct rewrite_arg {
+	const char *path;
+	long len;
+};
+
+/* write(2) the first half, pwrite(2) the second: one pass, every page. */
+static int rewrite_once(void *p)
+{
+	struct rewrite_arg *ra = p;
+	static char buf[RH_MB(1) / 4];
+	long done = 0, half = ra->len / 2;
+	ssize_t n;
+	int fd;
+
+	memset(buf, 0x3c, sizeof(buf));
+	fd = open(ra->path, O_WRONLY);
+	if (fd < 0)
+		return 1;
+	while (done < half) {
+		n = write(fd, buf, sizeof(buf));
+		if (n <= 0)
+			return 1;
+		done += n;
+	}
+	while (done < ra->len) {
+		n = pwrite(fd, buf, sizeof(buf), done);
+		if (n <= 0)
+			return 1;
+		done += n;
+	}
+	close(fd);
+	return 0;
+}
+
+struct dirty_knobs {
+	char writeback[32], expire[32];
+};
+
+/* Keep the flusher away for the case: the pages must still be dirty. */
+static void dirty_hold(struct dirty_knobs *k)
+{
+	read_str("/proc/sys/vm/dirty_writeback_centisecs", k->writeback,
+		 sizeof(k->writeback));
+	read_str("/proc/sys/vm/dirty_expire_centisecs", k->expire,
+		 sizeof(k->expire));
+	write_str("/proc/sys/vm/dirty_writeback_centisecs", "0");
+	write_str("/proc/sys/vm/dirty_expire_centisecs", "360000");
+}
+
+static void dirty_release(struct dirty_knobs *k)
+{
+	if (k->writeback[0])
+		write_str("/proc/sys/vm/dirty_writeback_centisecs", k->writeback);
+	if (k->expire[0])
+		write_str("/proc/sys/vm/dirty_expire_centisecs", k->expire);
+}
+
+/*
+ * A writes a file and is removed while the pages are still dirty; B then
+ * overwrites every page exactly once (write(2), then pwrite(2)).  Writing
+ * to a page that is already dirty dirties nothing new, so a write path
+ * that only hooks "page becomes dirty" never sees B: B must own the pages
+ * after that single pass (at 1), nothing moves (at 0).
+ */
+static int write_dirty_case(bool blockfs)
+{
+	const char *tag = blockfs ? "write_dirty_file" : "write_dirty_shmem";
+	const char *dir = blockfs ? SCRATCH_DIR : shmem_dir;
+	const char *key = blockfs ? "file" : "shmem";
+	char *parent = NULL, *a = NULL, *b = NULL, path[PATH_MAX];
+	struct dirty_knobs k = { "", "" };
+	struct rh_counters before, d;
+	struct rewrite_arg ra;
+	long len = RH_MB(8), dirty, t0;
+	int ret = RH_FAIL;
+
+	if (blockfs && !have_scratch)
+		return rh_skip("no block filesystem at %s", SCRATCH_DIR);
+	if (!dir[0])
+		return rh_skip("no tmpfs for shmem");
+	parent = mkparent(tag);
+	a = parent ? mkchild(parent, "A") : NULL;
+	b = parent ? mkchild(parent, "B") : NULL;
+	if (!a || !b)
+		goto out;
+	snprintf(path, sizeof(path), "%s/rh_wdirty_%d", dir, getpid());
+	dirty_hold(&k);
+	if (populate(a, path, len, blockfs, true))
+		goto out;
+	if (blockfs) {
+		/* The precondition: A's pages are dirty when B writes them. */
+		dirty = cg_stat(a, "file_dirty");
+		ktap_diag("%s: A's file_dirty %ld KB of %ld KB", tag,
+			  dirty >> 10, len >> 10);
+		if (dirty < len * 9 / 10) {
+			ret = rh_fail("precondition: only %ld KB of A's %ld KB are dirty",
+				      dirty >> 10, len >> 10);
+			goto out;
+		}
+	}
+	rh_counters_read(&before);
+	if (cg_rmdir(a))
+		goto out;
+	ra.path = path;
+	ra.len = len;
+	t0 = now_ms();
+	if (cg_run(b, rewrite_once, &ra)) {
+		ret = rh_fail("B could not rewrite %s", path);
+		goto out;
+	}
+	if (blockfs && cg_stat(parent, "file_dirty") < len * 9 / 10)
+		ktap_diag("%s: note: the pages were written back meanwhile", tag);
+	ret = check_owner(tag, parent, b, key, 0, len, t0);
+	rh_counters_diag(tag, &before, &d);
+out:
+	dirty_release(&k);
+	unlink(path);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
+	return ret;
+}
+
+int case_write_dirty_file(void)
+{
+	return write_dirty_case(true);
+}
+
+int case_write_dirty_shmem(void)
+{
+	return write_dirty_case(false);
+}
