@@ -103,6 +103,17 @@ const char *cg_rmlog_path(long i);	/* NULL beyond what the log holds */
 bool cg_drain_dying(const char *top, long baseline, long timeout_ms,
 		    long *left, int *passes);
 
+/*
+ * The leak invariant after a test case whose cgroups all lived below
+ * @top: removes what the case left below @top, then cg_drain_dying(@top,
+ * @baseline, @timeout_ms).  On failure prints "# leak: <name>: ..."
+ * diagnostics: how many memcgs stay dying, the dead subtree's memory, and
+ * the memcgs the case removed (cg_rmlog_*()), among which the culprits
+ * are.  Returns true when nothing leaked.
+ */
+bool cg_leak_check(const char *name, const char *top, long baseline,
+		   long timeout_ms);
+
 /* Checks that the memory controller can be used below the root. */
 int cg_setup_root(char *why, size_t len);
 
