@@ -335,6 +335,20 @@ int cg_enter(const char *cg, pid_t pid)
 	return cg_write(cg, "cgroup.procs", buf);
 }
 
+int cg_enter_current(const char *cg)
+{
+	return cg_write(cg, "cgroup.procs", "0");
+}
+
+int cg_read(const char *cg, const char *file, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+
+	if (cg_path(path, sizeof(path), cg, file))
+		return -1;
+	return read_str(path, buf, len) < 0 ? -1 : 0;
+}
+
 int cg_nr_procs(const char *cg)
 {
 	char path[PATH_MAX], buf[8192], *p;
@@ -559,7 +573,7 @@ int cg_run(const char *cg, int (*fn)(void *arg), void *arg)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		if (cg_enter(cg, getpid()))
+		if (cg_enter_current(cg))
 			_exit(125);
 		_exit(fn(arg));
 	}
@@ -908,7 +922,7 @@ static void agent_main(int cmd_fd, int resp_fd, const char *cg)
 	struct agent_cmd c;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (cg && cg_enter(cg, getpid()))
+	if (cg && cg_enter_current(cg))
 		r.rc = -EIO;
 	if (write(resp_fd, &r, sizeof(r)) != sizeof(r) || r.rc)
 		_exit(1);

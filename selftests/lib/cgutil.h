@@ -76,6 +76,10 @@ int cg_write(const char *cg, const char *file, const char *val);
 int cg_write_long(const char *cg, const char *file, long val);
 int cg_enable_memory(const char *cg);
 int cg_enter(const char *cg, pid_t pid);
+/* As in the kernel's cgroup_util.h: */
+int cg_enter_current(const char *cg);
+/* Reads @file of @cg into @buf (NUL-terminated); 0 or -1. */
+int cg_read(const char *cg, const char *file, char *buf, size_t len);
 int cg_nr_procs(const char *cg);
 /* Number of dying descendants from cgroup.stat, -1 on error. */
 long cg_nr_dying(const char *cg);
