@@ -211,8 +211,9 @@ int main(int argc, char **argv)
 			return opt == 'h' ? 0 : 2;
 		}
 	}
-	if (size < RH_MB(4) || leak_timeout_ms < 0 || settle_floor_ms < 0 || nr_zombies < 1 || nr_zombies > 250 ||
-	    zombie_size < RH_PAGE || stress_seconds < 1) {
+	if (size < RH_MB(4) || nr_zombies < 1 || nr_zombies > 250 ||
+	    zombie_size < RH_PAGE || stress_seconds < 1 ||
+	    leak_timeout_ms < 0 || settle_floor_ms < 0) {
 		usage(argv[0]);
 		return 2;
 	}
