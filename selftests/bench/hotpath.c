@@ -303,7 +303,7 @@ static int case_hot(const char *name, bool blockfs, bool fault)
 		goto out;
 	}
 	if (pid == 0) {
-		if (cg_enter(live, getpid()))
+		if (cg_enter_current(live))
 			_exit(125);
 		res->err = hot_child(path, file_size, fault, res);
 		res->cached_kb = cg_stat(live, blockfs ? "file" : "shmem") / 1024;

@@ -335,6 +335,20 @@ int cg_enter(const char *cg, pid_t pid)
 	return cg_write(cg, "cgroup.procs", buf);
 }
 
+int cg_enter_current(const char *cg)
+{
+	return cg_write(cg, "cgroup.procs", "0");
+}
+
+int cg_read(const char *cg, const char *file, char *buf, size_t len)
+{
+	char path[PATH_MAX];
+
+	if (cg_path(path, sizeof(path), cg, file))
+		return -1;
+	return read_str(path, buf, len) < 0 ? -1 : 0;
+}
+
 int cg_nr_procs(const char *cg)
 {
 	char path[PATH_MAX], buf[8192], *p;
@@ -485,6 +499,49 @@ int cg_destroy(const char *cg)
 	return cg_rmdir(cg);
 }
 
+bool cg_leak_check(const char *name, const char *top, long baseline,
+		   long timeout_ms)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	long left, t0 = now_ms(), n, i;
+	int passes;
+	DIR *d;
+
+	/* Whatever the case did not remove (it failed half-way, say). */
+	d = opendir(top);
+	while (d && (de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", top, de->d_name);
+		ktap_diag("leak: %s: removing %s, left behind by the case",
+			  name, path);
+		cg_destroy(path);
+	}
+	if (d)
+		closedir(d);
+
+	if (cg_drain_dying(top, baseline, timeout_ms, &left,
+			   &passes)) {
+		if (passes)
+			ktap_diag("leak: %s: every removed memcg freed after %ld ms (%d reclaim passes)",
+				  name, now_ms() - t0, passes);
+		return true;
+	}
+	n = cg_rmlog_count();
+	ktap_diag("leak: %s: %ld dying memcg(s) survive reclaim for %ld ms (%ld before the case); memory.current of the dead subtree %ld KB, file %ld KB, anon %ld KB",
+		  name, left - baseline, now_ms() - t0, baseline,
+		  cg_read_long(top, "memory.current") >> 10,
+		  cg_stat(top, "file") >> 10, cg_stat(top, "anon") >> 10);
+	ktap_diag("leak: %s: the case removed %ld memcg(s), the culprits are among them:",
+		  name, n);
+	for (i = 0; i < n && i < 40; i++)
+		ktap_diag("leak: %s:   %s", name, cg_rmlog_path(i) ?: "?");
+	if (n > 40)
+		ktap_diag("leak: %s:   ... and %ld more", name, n - 40);
+	return false;
+}
+
 int cg_setup_root(char *why, size_t len)
 {
 	const char *root = cg_root();
@@ -516,7 +573,7 @@ int cg_run(const char *cg, int (*fn)(void *arg), void *arg)
 	if (pid < 0)
 		return -1;
 	if (pid == 0) {
-		if (cg_enter(cg, getpid()))
+		if (cg_enter_current(cg))
 			_exit(125);
 		_exit(fn(arg));
 	}
@@ -865,7 +922,7 @@ static void agent_main(int cmd_fd, int resp_fd, const char *cg)
 	struct agent_cmd c;
 
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
-	if (cg && cg_enter(cg, getpid()))
+	if (cg && cg_enter_current(cg))
 		r.rc = -EIO;
 	if (write(resp_fd, &r, sizeof(r)) != sizeof(r) || r.rc)
 		_exit(1);

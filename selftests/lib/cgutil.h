@@ -76,6 +76,10 @@ int cg_write(const char *cg, const char *file, const char *val);
 int cg_write_long(const char *cg, const char *file, long val);
 int cg_enable_memory(const char *cg);
 int cg_enter(const char *cg, pid_t pid);
+/* As in the kernel's cgroup_util.h: */
+int cg_enter_current(const char *cg);
+/* Reads @file of @cg into @buf (NUL-terminated); 0 or -1. */
+int cg_read(const char *cg, const char *file, char *buf, size_t len);
 int cg_nr_procs(const char *cg);
 /* Number of dying descendants from cgroup.stat, -1 on error. */
 long cg_nr_dying(const char *cg);
@@ -102,6 +106,17 @@ const char *cg_rmlog_path(long i);	/* NULL beyond what the log holds */
  */
 bool cg_drain_dying(const char *top, long baseline, long timeout_ms,
 		    long *left, int *passes);
+
+/*
+ * The leak invariant after a test case whose cgroups all lived below
+ * @top: removes what the case left below @top, then cg_drain_dying(@top,
+ * @baseline, @timeout_ms).  On failure prints "# leak: <name>: ..."
+ * diagnostics: how many memcgs stay dying, the dead subtree's memory, and
+ * the memcgs the case removed (cg_rmlog_*()), among which the culprits
+ * are.  Returns true when nothing leaked.
+ */
+bool cg_leak_check(const char *name, const char *top, long baseline,
+		   long timeout_ms);
 
 /* Checks that the memory controller can be used below the root. */
 int cg_setup_root(char *why, size_t len);

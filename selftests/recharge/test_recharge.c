@@ -26,6 +26,18 @@
  * is given: then (sysctl 0 or missing) every case asserts the opposite, the
  * memory stays with the dead cgroup.
  *
+ * The global counters are checked too: recharge_pgs_moved grows by at
+ * least the pages that reached child2 (minus FS_METADATA_SLACK), scanned >=
+ * moved + cancelled; in control mode none of them moves.
+ *
+ * After every case (folded into its result, "# leak:" diagnostics), the
+ * leak invariant: every memcg the case removed is freed once the file is
+ * deleted and memory reclaimed (cg_leak_check(); the cases' cgroups live
+ * below one top cgroup rh_port_<pid>, --leak-timeout).
+ *
+ * The control mode's window (--settle, a floor) is scaled to the guest's
+ * speed: 8 x the time to populate and map the file size in a memfd.
+ *
  * Output is KTAP.  Exit: 0 pass, 1 fail, 4 all skipped.
  */
 #define _GNU_SOURCE
@@ -68,6 +80,8 @@ static long file_size = RH_MB(50);
 static bool control_mode;
 static long timeout_ms;
 static long settle_ms = 3000;
+static long leak_timeout_ms = 30000;
+static char *top;	/* every case's parent lives below it */
 static int kmsg_fd = -1;
 static char private_tmpfs[128];
 
@@ -175,7 +189,7 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 	char *parent = NULL, *c1 = NULL, *c2 = NULL, path[PATH_MAX], tag[64];
 	struct agent a1 = { .pid = -1 }, a2 = { .pid = -1 };
 	bool expect = !control_mode, is_file = !strcmp(s->key, "file");
-	struct rh_counters before;
+	struct rh_counters before, d;
 	struct stat_probe sp;
 	struct residual_probe rp;
 	long v, cur, t0, slot = -1, mb = file_size >> 20, last_pass_val = -1;
@@ -185,7 +199,7 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 		return rh_skip("%s", s->unavailable);
 
 	snprintf(tag, sizeof(tag), "rh_port_%d_%s", getpid(), name);
-	parent = cg_join(cg_root(), tag);
+	parent = cg_join(top, name);
 	c1 = cg_join(parent, "child1");
 	c2 = cg_join(parent, "child2");
 	snprintf(path, sizeof(path), "%s/%s", s->dir, tag);
@@ -327,6 +341,25 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 		if (v)
 			ktap_diag("%s: %ld bytes of %s (filesystem metadata) stay with the dead child1",
 				  name, v, s->key);
+		/*
+		 * The counters: what reached child2 was moved, and every
+		 * move was scanned.  Catches moves that are not counted (or
+		 * counted as cancelled) and a broken scanned accounting.
+		 */
+		rh_counters_diag(name, &before, &d);
+		if (!d.present) {
+			ret = rh_fail("recharge_pgs_* missing from /proc/vmstat");
+			goto out;
+		}
+		if (d.moved * RH_PAGE < file_size - FS_METADATA_SLACK ||
+		    d.scanned < d.moved + d.cancelled) {
+			ret = rh_fail("counters: moved +%ld pages for %ld recharged, scanned +%ld, cancelled +%ld",
+				      d.moved, file_size / RH_PAGE, d.scanned,
+				      d.cancelled);
+			goto out;
+		}
+		ret = RH_PASS;
+		goto out;
 	} else {
 		/* Control: give recharging every chance, then expect none. */
 		if (rh_poll(probe_stat, &sp, rh_ge, file_size / 10, settle_ms,
@@ -344,8 +377,15 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 		ktap_diag("%s: control: %ld MB of %s stay with the dead child1, child2 %s=%ld, nr_dying_descendants=%ld",
 			  name, v >> 20, s->key, s->key, cg_stat(c2, s->key),
 			  cg_nr_dying(parent));
+		/* Off means off: the kernel did not even try. */
+		rh_counters_diag(name, &before, &d);
+		if (d.present && (d.scanned || d.moved || d.cancelled)) {
+			ret = rh_fail("recharging is off, yet the counters moved");
+			goto out;
+		}
+		ret = RH_PASS;
+		goto out;
 	}
-	ret = RH_PASS;
 diag:
 	rh_counters_diag(name, &before, NULL);
 out:
@@ -361,6 +401,20 @@ out:
 	free(parent);
 	free(c1);
 	free(c2);
+	return ret;
+}
+
+/* One case, then the leak invariant, then the kernel log. */
+static int run_checked(struct setup *s, enum scenario sc, const char *name)
+{
+	long baseline = cg_nr_dying(top);
+	int ret;
+
+	cg_rmlog_reset();
+	ret = run_case(s, sc, name);
+	if (!cg_leak_check(name, top, baseline, leak_timeout_ms))
+		ret = rh_fail("leak: memcgs removed by %s stay dying after reclaim",
+			      name);
 	if (kmsg_scan(kmsg_fd, name) && ret == RH_PASS)
 		ret = rh_fail("suspicious kernel log messages during the case");
 	return ret;
@@ -374,7 +428,9 @@ static void usage(const char *prog)
 		"  -t NAME      run only NAME (repeatable)\n"
 		"  -s MB        file size per case (default 50)\n"
 		"  --timeout MS polling budget per wait (default $RH_TIMEOUT_MS or 20000)\n"
-		"  --settle MS  control: how long to wait for recharging that must not happen (default 3000)\n"
+		"  --settle MS  control: least wait for recharging that must not happen (default 3000,\n"
+		"               scaled up to the guest's speed)\n"
+		"  --leak-timeout MS  after each case, bound for its removed memcgs to be freed (default 30000)\n"
 		"  --control    with the sysctl at 0 (or missing) assert that nothing is recharged\n",
 		prog);
 }
@@ -385,6 +441,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "settle", required_argument, NULL, 'S' },
 		{ "control", no_argument, NULL, 'c' },
+		{ "leak-timeout", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -420,6 +477,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			control_mode = true;
+			break;
+		case 'k':
+			leak_timeout_ms = atol(optarg);
 			break;
 		default:
 			usage(argv[0]);
@@ -462,10 +522,29 @@ int main(int argc, char **argv)
 			snprintf(why, sizeof(why),
 				 "memcg recharging is disabled (vm.recharge_offline_memcgs=0)");
 	}
+	if (!why[0] && cg_rmlog_init())
+		snprintf(why, sizeof(why), "cannot map the removal log: %s",
+			 strerror(errno));
 	if (!why[0]) {
+		char name[64];
+
+		snprintf(name, sizeof(name), "rh_port_%d", getpid());
+		top = cg_join(cg_root(), name);
+		if (!top || (cg_destroy(top), cg_create(top)) ||
+		    cg_enable_memory(top))
+			snprintf(why, sizeof(why), "cannot create %s: %s",
+				 top ? top : name, strerror(errno));
+	}
+	if (!why[0]) {
+		long calib;
+
 		prepare_setups();
 		kmsg_fd = kmsg_open();
 		kmsg_scan(kmsg_fd, "before");
+		calib = rh_calibrate_ms(file_size);
+		settle_ms = rh_scaled_window(settle_ms, calib, 8, 60000);
+		ktap_diag("guest speed: populating and mapping %ld MB took %ld ms: control windows %ld ms",
+			  file_size >> 20, calib, settle_ms);
 	}
 
 	for (i = 0, n = 0; i < 8; i++) {
@@ -476,10 +555,12 @@ int main(int argc, char **argv)
 		if (why[0])
 			res = rh_skip("%s", why);
 		else
-			res = run_case(&setups[i / 4], i % 4, names[i]);
+			res = run_checked(&setups[i / 4], i % 4, names[i]);
 		ktap_result(names[i], res, rh_skip_reason);
 	}
 
+	if (top)
+		cg_destroy_free(&top);
 	if (private_tmpfs[0]) {
 		umount2(private_tmpfs, MNT_DETACH);
 		rmdir(private_tmpfs);

@@ -139,13 +139,14 @@ int case_kernel_exit(void)
 	struct residual_probe rp = { 0 };
 	struct stat_probe sp;
 	struct rh_counters before;
-	long v, slot, wait_ms;
+	long v, slot, wait_ms, w0 = settle_ms / 3 > 1000 ? settle_ms / 3 : 1000;
 	int ret = RH_FAIL, attempt;
 
 	if (!shmem_dir[0])
 		return rh_skip("no tmpfs for shmem");
 	snprintf(path, sizeof(path), "%s/rh_kexit_%d", shmem_dir, getpid());
-	for (attempt = 0, wait_ms = 1000; attempt < 3; attempt++, wait_ms *= 4) {
+	/* Both waits scale with the guest's speed (settle_ms), >= 1 s. */
+	for (attempt = 0, wait_ms = w0; attempt < 3; attempt++, wait_ms *= 4) {
 		cg_destroy_free(&a);
 		cg_destroy_free(&u);
 		a = parent ? mkchild(parent, "A") : NULL;
@@ -170,7 +171,7 @@ int case_kernel_exit(void)
 			goto out;
 		sp.cg = u;
 		sp.key = "shmem";
-		if (!rh_poll(probe_stat, &sp, rh_ge, size / 10, 1000,
+		if (!rh_poll(probe_stat, &sp, rh_ge, size / 10, w0,
 			     rh_step_ms, &v))
 			break;
 		ktap_diag("kernel_exit: precondition: U got %ld KB while merely mapping (attempt %d); retrying with a longer wait",

@@ -40,7 +40,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include <dirent.h>
 #include <getopt.h>
 #include <signal.h>
 
@@ -72,44 +71,7 @@ static int kmsg_fd = -1;
  */
 static bool leak_check(const char *name, long baseline)
 {
-	char path[PATH_MAX];
-	struct dirent *de;
-	long left, t0 = now_ms(), n, i;
-	int passes;
-	DIR *d;
-
-	/* Whatever the case did not remove (it failed half-way, say). */
-	d = opendir(sc_top);
-	while (d && (de = readdir(d))) {
-		if (de->d_type != DT_DIR || de->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", sc_top, de->d_name);
-		ktap_diag("leak: %s: removing %s, left behind by the case",
-			  name, path);
-		cg_destroy(path);
-	}
-	if (d)
-		closedir(d);
-
-	if (cg_drain_dying(sc_top, baseline, leak_timeout_ms, &left,
-			   &passes)) {
-		if (passes)
-			ktap_diag("leak: %s: every removed memcg freed after %ld ms (%d reclaim passes)",
-				  name, now_ms() - t0, passes);
-		return true;
-	}
-	n = cg_rmlog_count();
-	ktap_diag("leak: %s: %ld dying memcg(s) survive reclaim for %ld ms (%ld before the case); memory.current of the dead subtree %ld KB, file %ld KB, anon %ld KB",
-		  name, left - baseline, now_ms() - t0, baseline,
-		  cg_read_long(sc_top, "memory.current") >> 10,
-		  cg_stat(sc_top, "file") >> 10, cg_stat(sc_top, "anon") >> 10);
-	ktap_diag("leak: %s: the case removed %ld memcg(s), the culprits are among them:",
-		  name, n);
-	for (i = 0; i < n && i < 40; i++)
-		ktap_diag("leak: %s:   %s", name, cg_rmlog_path(i) ?: "?");
-	if (n > 40)
-		ktap_diag("leak: %s:   ... and %ld more", name, n - 40);
-	return false;
+	return cg_leak_check(name, sc_top, baseline, leak_timeout_ms);
 }
 
 /* The run's top cgroup, below the root: every case's parent goes there. */
@@ -259,8 +221,9 @@ int main(int argc, char **argv)
 			return opt == 'h' ? 0 : 2;
 		}
 	}
-	if (size < RH_MB(4) || leak_timeout_ms < 0 || settle_floor_ms < 0 || nr_zombies < 1 || nr_zombies > 250 ||
-	    zombie_size < RH_PAGE || stress_seconds < 1) {
+	if (size < RH_MB(4) || nr_zombies < 1 || nr_zombies > 250 ||
+	    zombie_size < RH_PAGE || stress_seconds < 1 ||
+	    leak_timeout_ms < 0 || settle_floor_ms < 0) {
 		usage(argv[0]);
 		return 2;
 	}

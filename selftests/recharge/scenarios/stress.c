@@ -108,7 +108,7 @@ static void stress_creator(struct stress_files *sf, const char *parent,
 			cg_write_long(cg, "memory.max", RH_MB(8));
 		pid = fork();
 		if (pid == 0) {
-			if (cg_enter(cg, getpid()))
+			if (cg_enter_current(cg))
 				_exit(1);
 			for (j = 0; j < 8; j++)
 				stress_op(sf, &seed, j < 4 ? 4 : -1);
@@ -257,7 +257,7 @@ int case_stress(void)
 	for (i = 0; i < 2; i++) {
 		pids[nr] = fork();
 		if (pids[nr] == 0) {
-			if (cg_enter(i ? l2 : l1, getpid()))
+			if (cg_enter_current(i ? l2 : l1))
 				_exit(1);
 			stress_user(&sf, deadline, i, i == 1);
 		}

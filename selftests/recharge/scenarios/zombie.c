@@ -130,7 +130,6 @@ static int zombie_case(bool blockfs)
 			goto out;
 		}
 		ktap_diag("zombies: time to clear: %ld ms", t_clear);
-		note_recharge_ms("zombies", t_clear);
 		if (live1 - live0 < dead0 - tol) {
 			ret = rh_fail("the zombies are gone but the live memcg got only %ld of their %ld KB of %s",
 				      (live1 - live0) >> 10, dead0 >> 10, key);
