@@ -137,6 +137,7 @@ static const struct {
 	{ "stuck_zombies", case_stuck_zombies },
 	{ "refuse_backoff", case_refuse_backoff },
 	{ "mlock_count", case_mlock_count },
+	{ "bdev_metadata", case_bdev_metadata },
 	{ "toggle", case_toggle },
 	{ "stress", case_stress },
 };

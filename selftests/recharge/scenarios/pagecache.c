@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common.h"
@@ -266,4 +267,119 @@ int case_write_dirty_file(void)
 int case_write_dirty_shmem(void)
 {
 	return write_dirty_case(false);
+}
+
+struct tree_arg {
+	const char *dir;
+	int nr;
+};
+
+/* In A: a directory tree of small files on ext4, written and synced. */
+static int make_tree(void *p)
+{
+	struct tree_arg *ta = p;
+	char path[PATH_MAX];
+	int i, fd;
+
+	if (mkdir(ta->dir, 0755) && errno != EEXIST)
+		return 1;
+	for (i = 0; i < ta->nr; i++) {
+		snprintf(path, sizeof(path), "%s/d%d", ta->dir, i % 16);
+		if (mkdir(path, 0755) && errno != EEXIST)
+			return 1;
+		snprintf(path, sizeof(path), "%s/d%d/f%d", ta->dir, i % 16, i);
+		fd = open(path, O_CREAT | O_WRONLY | O_TRUNC, 0644);
+		if (fd < 0 || write(fd, path, strlen(path)) < 0)
+			return 1;
+		close(fd);
+	}
+	sync();
+	return 0;
+}
+
+static void remove_tree(const char *dir, int nr)
+{
+	char path[PATH_MAX];
+	int i;
+
+	for (i = 0; i < nr; i++) {
+		snprintf(path, sizeof(path), "%s/d%d/f%d", dir, i % 16, i);
+		unlink(path);
+	}
+	for (i = 0; i < 16; i++) {
+		snprintf(path, sizeof(path), "%s/d%d", dir, i);
+		rmdir(path);
+	}
+	rmdir(dir);
+}
+
+/*
+ * A creates and writes 2,000 small files in 16 directories of its own on
+ * ext4, so the filesystem's metadata it touched first (inode tables,
+ * bitmaps, directory blocks, in the block device's page cache) is charged
+ * to A.  A is removed and the files are deleted from outside: what A
+ * still holds then is metadata that no process can own.  At 1 it goes to
+ * the parent at offline and A is freed, without the case reclaiming
+ * anything; at 0 A stays dying while its metadata stays cached.
+ */
+int case_bdev_metadata(void)
+{
+	char *parent = NULL, *a = NULL, dir[PATH_MAX];
+	struct rh_counters before, d;
+	struct tree_arg ta;
+	long v, t0, left;
+	int ret = RH_FAIL;
+
+	if (!have_scratch)
+		return rh_skip("no block filesystem at %s", SCRATCH_DIR);
+	parent = mkparent("bdev_metadata");
+	a = parent ? mkchild(parent, "A") : NULL;
+	if (!a)
+		goto out;
+	snprintf(dir, sizeof(dir), "%s/rh_meta_%d", SCRATCH_DIR, getpid());
+	ta.dir = dir;
+	ta.nr = 2000;
+	if (cg_run(a, make_tree, &ta)) {
+		ret = rh_fail("A could not create its files");
+		goto out;
+	}
+	rh_counters_read(&before);
+	remove_tree(dir, ta.nr);
+	sync();
+	t0 = now_ms();
+	if (cg_rmdir(a))
+		goto out;
+	left = cg_stat(parent, "file");
+	ktap_diag("bdev_metadata: after deleting A's files, the subtree keeps %ld KB of page cache",
+		  left >> 10);
+	if (left <= 0) {
+		ret = rh_fail("precondition: no page cache (metadata) charged to A after deleting its files");
+		goto out;
+	}
+	if (expect) {
+		if (!rh_poll(probe_dying, parent, rh_eq, 0, timeout_ms,
+			     rh_step_ms, &v)) {
+			ret = rh_fail("A still dying %ld ms after removal, pinned by %ld KB of metadata; nothing was reclaimed",
+				      now_ms() - t0, cg_stat(parent, "file") >> 10);
+			goto out;
+		}
+		ktap_diag("bdev_metadata: A freed %ld ms after removal, without reclaim",
+			  now_ms() - t0);
+	} else {
+		sleep_ms(settle_ms);
+		v = cg_nr_dying(parent);
+		ktap_diag("bdev_metadata: control: %ld dying after %ld ms", v,
+			  now_ms() - t0);
+		if (v < 1 && cg_stat(parent, "file") > 0) {
+			ret = rh_fail("recharging is off, yet A was freed while its metadata is still charged");
+			goto out;
+		}
+	}
+	rh_counters_diag("bdev_metadata", &before, &d);
+	ret = RH_PASS;
+out:
+	remove_tree(dir, 2000);
+	cg_destroy_free(&a);
+	cg_destroy_free(&parent);
+	return ret;
 }
