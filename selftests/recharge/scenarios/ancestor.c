@@ -16,11 +16,11 @@
 /*
  * A pod-like parent P with memory.max whose usage sits at its limit: A
  * wrote a file, S holds mlocked anonymous memory, and P's memory.max is
- * set to its usage plus 1 MB.  A is removed; its sibling B reads the file
+ * set to its usage.  A is removed; its sibling B reads the file
  * (ancestor_read: the deferred path) or has it mapped (ancestor_map: the
  * offline worker).  A move between siblings does not change P's usage, so
  * it must not be refused: B owns the whole file afterwards.  Charging B
- * before uncharging A counts the pages twice at P and fails after 1 MB.
+ * before uncharging A counts each page twice at P, which has no room for that.
  */
 static int ancestor_case(bool mapped)
 {
@@ -57,13 +57,23 @@ static int ancestor_case(bool mapped)
 	/* Warm B's reader up: its buffers are charged before P is full. */
 	if (!mapped && agent_do(&ab, AG_READ, path, 0, RH_PAGE, 0) != RH_PAGE)
 		goto out;
+	/*
+	 * No headroom at all: a move that charges B before uncharging A
+	 * needs P to hold one more folio for a moment, which a limit with
+	 * any room left would allow, one folio at a time.
+	 */
 	cur = cg_read_long(parent, "memory.current");
-	if (cur < 0 || cg_write_long(parent, "memory.max", cur + RH_MB(1))) {
+	if (cur < 0 || cg_write_long(parent, "memory.max", cur)) {
 		ret = rh_fail("cannot set the parent's memory.max");
 		goto out;
 	}
-	ktap_diag("%s: P at %ld KB, memory.max %ld KB; A's file %ld KB", tag,
-		  cur >> 10, (cur + RH_MB(1)) >> 10, len >> 10);
+	ktap_diag("%s: P at %ld KB = memory.max; A's file %ld KB", tag,
+		  cur >> 10, len >> 10);
+	if (cg_stat(parent, "shmem") < len) {
+		ret = rh_fail("precondition: setting P's limit reclaimed A's file (%ld KB left)",
+			      cg_stat(parent, "shmem") >> 10);
+		goto out;
+	}
 	rh_counters_read(&before);
 	t0 = now_ms();
 	if (cg_rmdir(a))
