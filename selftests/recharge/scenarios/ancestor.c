@@ -115,19 +115,19 @@ int case_ancestor_map(void)
 
 /* Bound the kernel promises: one queueing per refusing target per second. */
 #define REFUSE_BACKOFF_MS	1000
-#define REFUSE_READS		1000
+/* About 1,000 reads a second, for two seconds. */
+#define REFUSE_WINDOW_MS	2000
 
 struct hammer_arg {
 	const char *path;
 	const char *cg;
-	long elapsed_ms;
 };
 
 /*
  * In B: put B at its limit (memory.max = memory.current), then read two
- * pages of the file alternately, REFUSE_READS times.  Alternating matters:
- * the read path marks a folio accessed only when a read moves on to
- * another folio.
+ * pages of the file alternately, one read a millisecond, for
+ * REFUSE_WINDOW_MS.  Alternating matters: the read path marks a folio
+ * accessed only when a read moves on to another folio.
  */
 static int hammer(void *p)
 {
@@ -144,16 +144,19 @@ static int hammer(void *p)
 	if (cur < 0 || cg_write_long(ha->cg, "memory.max", cur))
 		return 2;
 	t0 = now_ms();
-	for (i = 0; i < REFUSE_READS; i++)
+	for (i = 0; now_ms() - t0 < REFUSE_WINDOW_MS; i++) {
 		if (pread(fd, buf, sizeof(buf), (i & 1) * RH_PAGE) < 0)
 			return 1;
+		usleep(1000);
+	}
 	/* The exit code carries the elapsed time in 100 ms units. */
 	t0 = (now_ms() - t0) / 100;
 	return t0 > 250 ? 253 : t0 + 3;
 }
 
 /*
- * A's two pages are read REFUSE_READS times by B, which is at its limit:
+ * A's two pages are read about a thousand times a second by B, which is
+ * at its limit:
  * every recharge is refused.  The access hook must back off per refusing
  * target instead of queueing (css and folio references, a global lock, a
  * worker run, the dead memcg's move_lock raised) on every access: each
@@ -196,8 +199,8 @@ int case_refuse_backoff(void)
 	q1 = rh_debugfs("deferred_queued");
 	rh_counters_diag("refuse_backoff", &before, &d);
 	bound = expect ? 2 * (elapsed / REFUSE_BACKOFF_MS + 2) : 0;
-	ktap_diag("refuse_backoff: %d reads in %ld ms queued %ld recharges (bound %ld), cancelled +%ld",
-		  REFUSE_READS, elapsed, q1 - q0, bound, d.cancelled);
+	ktap_diag("refuse_backoff: reads for %ld ms queued %ld recharges (bound %ld), cancelled +%ld",
+		  elapsed, q1 - q0, bound, d.cancelled);
 	if (q1 - q0 > bound) {
 		ret = rh_fail("%ld queueings for 2 folios in %ld ms; at most %ld expected",
 			      q1 - q0, elapsed, bound);
