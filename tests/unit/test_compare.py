@@ -71,7 +71,8 @@ def test_diff_cases_classifies_every_case() -> None:
                                              ("s", "new"): "fail", ("s", "new2"): "pass"}.items()}
     got = {d.name: d.change for d in compare.diff_cases(b, p)}
     assert got == {"a": Change.NEW_FAILURE, "b": Change.PRE_EXISTING, "c": Change.FIXED,
-                   "d": Change.SAME, "new": Change.NEW_FAILURE, "new2": Change.NEW_CASE,
+                   "d": Change.GONE,  # pass -> skip: the patched run lost it
+                   "new": Change.NEW_FAILURE, "new2": Change.NEW_CASE,
                    "gone": Change.GONE}
 
 
@@ -146,12 +147,14 @@ def test_patched_that_does_not_build_is_exit_2(tmp_path: Path) -> None:
     assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
 
 
-def test_suite_crash_on_patched_only_is_a_regression(tmp_path: Path) -> None:
+def test_suite_crash_on_patched_only_is_patched_error_with_the_differences(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"})
     patched = make_run(tmp_path / "patched", exit_code=2, stages=dict(PASSED, suites="PASS"),
                        cases={("s", "(run)"): "error", ("s", "a"): "skip"})
     cmp = compare.judge(base, patched, set())
-    assert (cmp.verdict, cmp.exit_code) == ("regression", 1)
+    # no verdict of its own: exit 2 (was "regression", exit 1), differences still listed
+    assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
+    assert cmp.count(Change.NEW_FAILURE) == 1 and cmp.count(Change.GONE) == 1
 
 
 def test_warnings_not_compared_when_make_was_skipped(tmp_path: Path) -> None:
@@ -273,3 +276,72 @@ def test_kernel_suites_match_across_base_and_patched_labels(tmp_path: Path) -> N
     cmp = compare.judge(base, patched, set())
     assert cmp.count(Change.NEW_FAILURE) == 1 and cmp.count(Change.PRE_EXISTING) == 1
     assert not [d for d in cmp.cases if d.change.name == "GONE"]
+
+
+# ------------------------------------------- exit 0 only when patched was shown to pass --
+
+
+def test_case_the_patched_run_lost_is_a_regression(tmp_path: Path) -> None:
+    """GONE: the base ran it, the patched run did not (absent, or now skipped)."""
+    base = make_run(tmp_path / "base", exit_code=0, label="base",
+                    cases={("s", "a"): "pass", ("s", "b"): "pass", ("s", "c"): "pass",
+                           ("s", "d"): "fail", ("s", "e"): "skip"})
+    patched = make_run(tmp_path / "patched", exit_code=0, label="patched",
+                       cases={("s", "a"): "pass", ("s", "c"): "skip", ("s", "d"): "skip"})
+    cmp = compare.judge(base, patched, set())
+    got = {d.name: d.change for d in cmp.cases}
+    assert got == {"a": Change.SAME, "b": Change.GONE, "c": Change.GONE, "d": Change.GONE,
+                   "e": Change.SAME}
+    assert (cmp.verdict, cmp.exit_code) == ("regression", 1)
+    assert "3 gone" in cmp.detail
+    compare.write_junit(cmp, tmp_path / "junit.xml")
+    cases = rundir.read_cases(tmp_path / "junit.xml")
+    assert [cases[("s", n)].outcome for n in "abcde"] == ["pass", "fail", "fail", "fail", "skip"]
+
+
+@pytest.mark.parametrize("junit_text", [None, "<testsuites><testsuite", ""])
+def test_patched_without_a_readable_junit_is_patched_error(tmp_path: Path,
+                                                         junit_text: str | None) -> None:
+    base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"}, label="base")
+    patched = make_run(tmp_path / "patched", exit_code=0, label="patched")
+    if junit_text is not None:
+        (patched.run_dir / "junit.xml").write_text(junit_text)
+    cmp = compare.judge(base, patched, set())
+    assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
+    assert "junit.xml" in cmp.detail
+
+
+def test_patched_exit_2_is_patched_error_even_when_its_stages_passed(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"}, label="base")
+    patched = make_run(tmp_path / "patched", exit_code=2, cases={("s", "a"): "pass"},
+                       label="patched")
+    cmp = compare.judge(base, patched, set())
+    assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
+    assert "exit 2" in cmp.detail
+
+
+def test_base_without_a_readable_junit_is_infrastructure(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", exit_code=0, label="base")
+    patched = make_run(tmp_path / "patched", exit_code=0, cases={("s", "a"): "pass"})
+    cmp = compare.judge(base, patched, set())
+    assert (cmp.verdict, cmp.exit_code) == ("infrastructure", 2)
+
+
+def test_compare_junit_has_one_outcome_per_testcase_and_no_bare_non_pass(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    base = make_run(tmp_path / "base", exit_code=1, cases=BASE_CASES, label="base")
+    pcases = dict(BASE_CASES)
+    del pcases[("test_core", "test_cgcore_destroy")]
+    patched = make_run(tmp_path / "patched", exit_code=1, cases=pcases, label="patched")
+    cmp = compare.judge(base, patched, set())
+    compare.write_junit(cmp, tmp_path / "junit.xml")
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    for tc in root.iter("testcase"):
+        tags = [el.tag for el in tc if el.tag in ("failure", "error", "skipped")]
+        assert len(tags) <= 1, tc.get("name")
+        change = (tc.findtext("system-out") or "").split(":")[0]
+        if change in ("gone", "new failure"):
+            assert tags == ["failure"], tc.get("name")
+        if "patched: skip" in (tc.findtext("system-out") or ""):
+            assert tags == ["skipped"], tc.get("name")
