@@ -79,9 +79,12 @@ class KtapCase:
     diagnostics: tuple[str, ...] = ()
     subtests: tuple[KtapCase, ...] = ()
     missing: bool = False  # synthesised: planned but never reported
+    #: Set by the harness for a case of a suite's known failures (harness.suites):
+    #: "xfail" (failed as known; status XFAIL, raw status FAIL) or "xpass" (passed).
+    known: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "number": self.number,
             "name": self.name,
             "status": self.status.value,
@@ -90,6 +93,9 @@ class KtapCase:
             "subtests": [c.to_dict() for c in self.subtests],
             "missing": self.missing,
         }
+        if self.known:
+            d["known"] = self.known
+        return d
 
 
 @dataclass(frozen=True)

@@ -8,7 +8,9 @@ Mapping (kunit_junit-like, see ../shared/reference/anchors.md section 7 item 5):
 * one testcase per KTAP case, parents before children, nested names dotted
   (``selftests: cgroup: test_memcontrol.test_memcg_min``), classname = suite
   label, system-out = the case's diagnostic lines;
-* pass -> no element; XFAIL -> pass with property ``ktap.status=xfail``;
+* pass -> no element; XFAIL -> pass with property ``ktap.status=xfail`` (and
+  ``ktap.raw_status=fail`` for the harness's known failures, read by compare); a
+  known failure that passed -> pass with ``ktap.status=xpass-known``;
   SKIP -> <skipped>; FAIL, XPASS, TIMEOUT -> <failure type="fail|xpass|timeout">;
   ERROR (including cases the plan announced but never came) -> <error>;
 * a run with status ERROR/NOTRUN and ``error`` set (timeout, VM died, no
@@ -54,6 +56,9 @@ from harness.model import Status, SuiteRun
 __all__ = ["KTAP_CASE", "LOG_CASE", "RUN_CASE", "build_junit", "infra_error", "suite_label", "write_junit"]
 
 RUN_CASE = "(run)"
+#: Testcase property with the raw outcome of a known failure written as a pass (XFAIL):
+#: what compare judges by, so "base passes, patched fails (xfail)" is a regression.
+RAW_STATUS = "ktap.raw_status"
 KTAP_CASE = "(ktap)"
 LOG_CASE = "kernel-log"
 RAW_TAIL_LINES = 60
@@ -120,8 +125,13 @@ def _ktap_case(label: str, dotted: str, case: KtapCase, run_error: str | None) -
         tc.result = [Error(message=reason or "error", type_="error")]
     elif status is CaseStatus.XFAIL:
         _add_case_property(tc, "ktap.status", "xfail")
+        if case.known == "xfail":  # the harness's known failure: it really failed
+            _add_case_property(tc, RAW_STATUS, "fail")
         if reason:
             _add_case_property(tc, "ktap.reason", reason)
+    elif case.known == "xpass":  # a known failure that passed: shown, not failing
+        _add_case_property(tc, "ktap.status", "xpass-known")
+        _add_case_property(tc, "ktap.reason", reason)
     return _Case(tc, out=list(case.diagnostics))
 
 

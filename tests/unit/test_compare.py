@@ -345,3 +345,35 @@ def test_compare_junit_has_one_outcome_per_testcase_and_no_bare_non_pass(tmp_pat
             assert tags == ["failure"], tc.get("name")
         if "patched: skip" in (tc.findtext("system-out") or ""):
             assert tags == ["skipped"], tc.get("name")
+
+
+def test_xfail_on_patched_where_base_passed_is_a_regression(tmp_path: Path) -> None:
+    """The run's junit.xml writes a known failure as a pass with its raw status as a
+    property; compare reads the raw status."""
+    from harness.ktap import parse_ktap
+    from harness.model import Status, SuiteRun
+    from harness.report.junit import write_junit
+    from harness.suites import apply_known_failures, SUITES
+
+    kmem = {s.name: s for s in SUITES}["test_kmem"]
+    text = "memory.current 7606272\npercpu 4320000\nnot ok 1 test_percpu_basic\n"
+    result, _ = apply_known_failures(parse_ktap(text, "test_kmem"), kmem.known_failures, 2)
+    assert dict(result.walk())["test_percpu_basic"].status.value == "xfail"
+    out = {}
+    for label, res, code in (("base", parse_ktap("ok 1 test_percpu_basic\n", "k"), 0),
+                             ("patched", result, 1)):
+        rd = tmp_path / label / "1"
+        rd.mkdir(parents=True)
+        (rd / "metadata.json").write_text(json.dumps(
+            {"results": {"stages": {k: {"status": v} for k, v in PASSED.items()}}}))
+        run = SuiteRun("test_kmem", Status.PASS, 1.0, text, code, None, 1, res)
+        write_junit([run], rd / "junit.xml", {})
+        out[label] = ChildRun(label, 0, rd, tmp_path / f"{label}.log", 1.0)
+    cmp = compare.judge(out["base"], out["patched"], set())
+    diff = {d.name: d for d in cmp.cases}["test_percpu_basic"]
+    assert (diff.base, diff.patched, diff.change) == ("pass", "xfail", Change.NEW_FAILURE)
+    assert cmp.exit_code == 1
+    # both sides xfail: pre-existing, not counted
+    cmp = compare.judge(out["patched"], out["patched"], set())
+    assert {d.name: d.change for d in cmp.cases}["test_percpu_basic"] is Change.PRE_EXISTING
+    assert cmp.exit_code == 0
