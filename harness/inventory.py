@@ -24,7 +24,7 @@ import logging
 import re
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from harness.ktap import CaseStatus, KtapCase, KtapResult
 from harness.model import Status, SuiteRun
@@ -134,3 +134,31 @@ def check(suite: "Suite", run: SuiteRun, feature: bool | None) -> SuiteRun:
     log.error("suites: %s: %s", run.name, text)
     return replace(run, status=status, result=replace(result, cases=tuple(cases)),
                    error=f"{run.error}; {text}" if run.error else text)
+
+
+def record(suites: "list[Suite]", feature: bool | None) -> dict[str, dict[str, list[str]]]:
+    """What metadata.json keeps per selected suite, for ``merge`` (:func:`check_merged`)."""
+    return {s.name: {"expected": list(expected(s, feature)),
+                     "must_pass": list(s.feature_cases) if feature else []} for s in suites}
+
+
+def check_merged(metas: list[dict[str, Any]], outcomes: dict[tuple[str, str], str]) -> list[str]:
+    """Problems of the union of shards: every case a shard's kernel required to pass
+    must be a pass in the merged JUnit (``outcomes``: (testsuite, testcase) -> outcome)."""
+    from harness.compare import suite_key
+
+    by_suite: dict[str, dict[str, str]] = {}
+    for (ts, name), outcome in outcomes.items():
+        by_suite.setdefault(suite_key(ts), {})[name] = outcome
+    problems: list[str] = []
+    for meta in metas:
+        inv = meta.get("inventory") or {}
+        for suite, spec in (inv.get("suites") or {}).items():
+            for name in spec.get("must_pass") or []:
+                got = by_suite.get(suite, {}).get(name)
+                if got != "pass":
+                    text = (f"inventory: {suite} {name}: {got or 'no result'} (must pass: the "
+                            f"kernel claims {FEATURE_OPTION})")
+                    if text not in problems:
+                        problems.append(text)
+    return problems

@@ -447,8 +447,7 @@ class Pipeline:
             return
         with self.stage("suites") as st:
             selected = suitesmod.with_stress_seconds(selected, o.stress_s)
-            self.meta.update("inventory", {"suites": {
-                s.name: list(inventory.expected(s, c.feature)) for s in selected}})
+            self.meta.update("inventory", {"suites": inventory.record(selected, c.feature)})
             c.runs = suitesmod.run_suites(c.guest, selected, c.guest_dirs, self.path("ktap"),
                                           alive=c.vm.alive if c.vm else None,
                                           feature=c.feature)
