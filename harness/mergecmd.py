@@ -15,7 +15,9 @@ Exit code: the worst of the shards' own exit codes (from their metadata) and of
 the merged JUnit (error -> 2, failure -> 1), so a shard that never reached a
 verdict keeps the merged result at 2 even if its junit.xml looks clean.  A
 shard selection that does not cover every shard index, or covers one twice,
-is reported as an error case as well.
+is reported as an error case as well.  The inventory is checked over the union
+of the shards: every case a shard's kernel required to pass (harness.inventory)
+must pass in the merged report, else a ``merge.inventory`` failure (exit 1).
 """
 
 from __future__ import annotations
