@@ -44,6 +44,8 @@ CI_COMMANDS = {
                    "--strict, new warnings in touched files [--boot: suites on the last]"),
     "bisect": ("harness.bisect", "git bisect run over --tree between --good and --bad, the "
                "harness as the predicate (in a private worktree)"),
+    "mutants": ("harness.mutants", "apply each planted bug (mutants/*.patch) on top of the "
+                "series, build, boot, run the suites: every mutant must be killed"),
     "bench": ("harness.bench", "measure the loop (warm rerun, one-line edit -> verdict, boot, "
               "suites; --cold: cold builds) and the in-guest hot path; bench.json + bench.md"),
 }

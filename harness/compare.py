@@ -15,7 +15,10 @@ run: nothing can be blamed on the series (the syz-cluster rule).
 Then only differences are reported:
 
 * **new failure**: a testcase that fails/errors on patched but passed, was
-  skipped or did not exist on base;
+  skipped or did not exist on base (a known failure counts by its raw status:
+  base pass, patched xfail is a new failure);
+* **gone**: a testcase the base ran (pass/fail/error/xfail) that the patched run
+  skipped or did not report: lost coverage, counted like a new failure;
 * **new kernel-log signature**: a failing finding on patched whose normalised
   signature the base did not show;
 * **new build warning**: a compiler warning (file + message) in the patched build
@@ -24,12 +27,15 @@ Then only differences are reported:
   series touches are deleted so both builds recompile them: harness.buildlog).
 
 Failures the base shares are **pre-existing** (shown, not counted).  A patched
-kernel that does not apply, build or boot while the base does is verdict
-**patched-error** (exit 2: the 0/1/2 contract puts build and boot failures in
-"no verdict").  Otherwise exit 1 for any regression, else 0.
+kernel that does not apply, build or boot while the base does, a patched run
+without a readable ``junit.xml``, or one that ended with no verdict of its own
+(exit 2: a suite crashed, timed out or could not run) is verdict
+**patched-error** (exit 2; the differences are still listed): missing results
+are never a pass.  A base without readable results is **infrastructure**.
+Otherwise exit 1 for any regression, else 0.
 
-Outputs in ``out/<N>/``: ``junit.xml`` (one testcase per compared case: failure
-only for regressions, skipped for pre-existing), ``summary.txt`` (the table),
+Outputs in ``out/<N>/``: ``junit.xml`` (one testcase per compared case, one outcome each:
+failure for regressions and gone cases, skipped for pre-existing and not-run ones), ``summary.txt`` (the table),
 ``compare.json`` and ``metadata.json``.
 """
 
@@ -121,16 +127,26 @@ class Comparison:
 # ------------------------------------------------------------------ diffing --
 
 
+#: Outcomes of a case that ran (anything but skipped or absent).
+RAN = ("pass", "fail", "error", "xfail")
+
+
 def diff_cases(base: dict[tuple[str, str], CaseOutcome],
                patched: dict[tuple[str, str], CaseOutcome]) -> list[CaseDiff]:
-    """Every case of either run, classified (patched order first, then base-only ones)."""
+    """Every case of either run, classified (patched order first, then base-only ones).
+
+    GONE: the base ran it and the patched run did not (absent or skipped), a loss of
+    coverage that counts as a regression: a series that stops a test from running
+    must not pass."""
     out: list[CaseDiff] = []
     for key in list(patched) + [k for k in base if k not in patched]:
         b, p = base.get(key), patched.get(key)
-        if p is None:
-            assert b is not None
-            change = Change.GONE if b.outcome != "skip" else Change.SAME
-            msg = f"not in the patched run (base: {b.outcome})"
+        if b is not None and b.outcome in RAN and (p is None or p.outcome == "skip"):
+            change = Change.GONE
+            msg = f"base: {b.outcome}; patched: " + \
+                ("absent" if p is None else f"skipped ({p.message})")
+        elif p is None:
+            change, msg = Change.SAME, f"skipped on base ({b.message if b else ''}), absent"
         elif p.bad:
             change = Change.PRE_EXISTING if b is not None and b.bad else Change.NEW_FAILURE
             msg = p.message
@@ -233,7 +249,9 @@ def _read_cases(run: ChildRun) -> tuple[dict[tuple[str, str], CaseOutcome], str 
     out: dict[tuple[str, str], CaseOutcome] = {}
     for (suite, name), case in raw.items():
         key = (suite_key(suite), name)
-        out[key] = CaseOutcome(key[0], name, case.outcome, case.message)
+        # A known failure is written as a pass; compare judges it by what really happened.
+        outcome = "xfail" if case.raw == "fail" and case.outcome == "pass" else case.outcome
+        out[key] = CaseOutcome(key[0], name, outcome, case.message, case.raw)
     return out, None
 
 
@@ -259,7 +277,10 @@ def _setup_failure(run: ChildRun) -> tuple[str, str] | None:
 
 def judge(base: ChildRun, patched: ChildRun | None, touched: set[str],
           tree: Path | None = None) -> Comparison:
-    """The comparison of two finished runs (``patched`` None: it was not run)."""
+    """The comparison of two finished runs (``patched`` None: it was not run).
+
+    Exit 0 only when the patched run produced readable results, had a verdict of its
+    own (exit 0 or 1) and nothing regressed; results that are missing are never a pass."""
     bfail = _setup_failure(base)
     if bfail is not None:
         return Comparison("infrastructure", EXIT_NO_VERDICT,
@@ -271,11 +292,40 @@ def judge(base: ChildRun, patched: ChildRun | None, touched: set[str],
         return Comparison("patched-error", EXIT_NO_VERDICT,
                           f"the patched kernel could not be tested ({pfail[0]}: {pfail[1]}) "
                           "while the base could", base, patched)
-    cmp = Comparison("pass", EXIT_PASS, "", base, patched)
     bcases, berr = _read_cases(base)
+    if berr is not None:
+        return Comparison("infrastructure", EXIT_NO_VERDICT,
+                          f"nothing to compare against: {berr}", base, patched)
     pcases, perr = _read_cases(patched)
-    cmp.notes += [e for e in (berr, perr) if e]
+    if perr is not None:
+        return Comparison("patched-error", EXIT_NO_VERDICT,
+                          f"{perr} (exit {patched.exit_code}): no results, no pass",
+                          base, patched)
+    cmp = Comparison("pass", EXIT_PASS, "", base, patched)
     cmp.cases = diff_cases(bcases, pcases)
+    _compare_logs(cmp, base, patched, touched, tree)
+    n_fail, n_gone = cmp.count(Change.NEW_FAILURE), cmp.count(Change.GONE)
+    n_sig, n_warn = len(cmp.new_signatures), len(cmp.new_warnings)
+    cmp.detail = ", ".join([f"{n_fail} new failure(s)", f"{n_gone} gone",
+                            f"{n_sig} new kernel-log signature(s)",
+                            f"{n_warn} new build warning(s)",
+                            f"{cmp.count(Change.PRE_EXISTING)} pre-existing"])
+    if n_fail or n_gone or n_sig or n_warn:
+        cmp.verdict, cmp.exit_code = "regression", EXIT_FAIL
+    if patched.exit_code not in (EXIT_PASS, EXIT_FAIL):
+        # The patched run itself had no verdict (a suite crashed, timed out, could not
+        # run): whatever the differences, it was not shown to pass.
+        fs = rundir.failed_stage(patched.metadata())
+        why = f"; {fs[0]}: {fs[1][:120]}" if fs else ""
+        cmp.verdict, cmp.exit_code = "patched-error", EXIT_NO_VERDICT
+        cmp.detail = f"the patched run had no verdict (exit {patched.exit_code}{why}); " \
+                     + cmp.detail
+    return cmp
+
+
+def _compare_logs(cmp: Comparison, base: ChildRun, patched: ChildRun, touched: set[str],
+                  tree: Path | None) -> None:
+    """Kernel-log signatures and build warnings of the two runs, into ``cmp``."""
     bmeta, pmeta = base.metadata(), patched.metadata()
     if "kernel_log" not in pmeta:
         cmp.notes.append("patched run recorded no kernel-log scan: signatures not compared")
@@ -291,15 +341,6 @@ def judge(base: ChildRun, patched: ChildRun | None, touched: set[str],
     cw = bmeta.get("config", {}).get("warnings") or []
     if cw:
         cmp.notes.append(f"base config: {len(cw)} warning(s), e.g. {cw[0]}")
-    n_fail = cmp.count(Change.NEW_FAILURE)
-    n_sig = len(cmp.new_signatures)
-    n_warn = len(cmp.new_warnings)
-    parts = [f"{n_fail} new failure(s)", f"{n_sig} new kernel-log signature(s)",
-             f"{n_warn} new build warning(s)", f"{cmp.count(Change.PRE_EXISTING)} pre-existing"]
-    if n_fail or n_sig or n_warn:
-        cmp.verdict, cmp.exit_code = "regression", EXIT_FAIL
-    cmp.detail = ", ".join(parts)
-    return cmp
 
 
 # ---------------------------------------------------------------- running --
@@ -419,8 +460,13 @@ def write_junit(cmp: Comparison, path: Path) -> None:
         if c.change is Change.NEW_FAILURE:
             tc.result = [Failure(message=f"new failure ({text}): {c.message}"[:2000],
                                  type_="regression")]
+        elif c.change is Change.GONE:
+            tc.result = [Failure(message=f"gone: ran on the base, not on patched ({text})",
+                                 type_="gone")]
         elif c.change is Change.PRE_EXISTING:
             tc.result = [Skipped(message=f"pre-existing: fails on the base too ({text})")]
+        elif c.patched in (None, "skip"):  # not run on patched, nor on base: not a pass
+            tc.result = [Skipped(message=f"not run ({text}) {c.message}".strip())]
         tc.system_out = f"{c.change.value}: {text}"
         suite(c.suite).append(tc)
     for s in cmp.signatures:

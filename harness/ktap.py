@@ -18,9 +18,13 @@ docs/design.md and ../shared/reference/anchors.md section 4.3):
 * kernel printk lines (``[   12.345678] ...``) interleaved anywhere: ignored.
 
 A plan larger than the number of results seen yields synthesised cases with
-status ERROR (``missing=True``) and the error "plan said N, saw M".  A missing
-plan is *not* an error here: whether an output without a plan plus a non-zero
-exit code is a crash is decided by the caller (see :func:`judge`).
+status ERROR (``missing=True``) and the error "plan said N, saw M".  Strict on
+what would let an incomplete output pass: result numbers must run 1, 2, 3...
+in each block (a repeat or a jump is an error), ``1..0`` without ``# SKIP`` is
+an error, and an output with results but no plan (the 6.12 cgroup suites) that
+ends with text after its last result was cut mid-test (an error).  A missing
+plan by itself is not an error: the caller's inventory (harness.inventory)
+knows how many cases such a program reports.
 
 Diagnostic lines (``# ...`` and any unknown text) belong to the next result
 line at their level, as in KTAP; lines after the last result of a nested block
@@ -75,9 +79,12 @@ class KtapCase:
     diagnostics: tuple[str, ...] = ()
     subtests: tuple[KtapCase, ...] = ()
     missing: bool = False  # synthesised: planned but never reported
+    #: Set by the harness for a case of a suite's known failures (harness.suites):
+    #: "xfail" (failed as known; status XFAIL, raw status FAIL) or "xpass" (passed).
+    known: str = ""
 
     def to_dict(self) -> dict[str, Any]:
-        return {
+        d = {
             "number": self.number,
             "name": self.name,
             "status": self.status.value,
@@ -86,6 +93,9 @@ class KtapCase:
             "subtests": [c.to_dict() for c in self.subtests],
             "missing": self.missing,
         }
+        if self.known:
+            d["known"] = self.known
+        return d
 
 
 @dataclass(frozen=True)
@@ -217,6 +227,7 @@ class _Segment:
     plan: int | None = None
     skip_all: str | None = None
     bail_out: str | None = None
+    problems: list[str] = field(default_factory=list)  # e.g. "1..0 without # SKIP"
 
 
 @dataclass
@@ -254,9 +265,13 @@ class _Frame:
             end = self.segments[i + 1].start if i + 1 < len(self.segments) else len(self.cases)
             seen = self.cases[seg.start : end]
             out.extend(seen)
+            errors.extend(seg.problems)
             if seg.bail_out is not None:
                 errors.append(f"Bail out! {seg.bail_out}".rstrip())
             if seg.plan is None or seg.plan == len(seen):
+                seq = _sequence_problem([c.number for c in seen])
+                if seq:
+                    errors.append(seq)
                 continue
             msg = f"plan said {seg.plan}, saw {len(seen)}"
             errors.append(msg)
@@ -383,7 +398,10 @@ class _Parser:
         seg.plan = count
         if count == 0:
             dm = _DIRECTIVE.match(comment.strip())
-            seg.skip_all = dm.group(2).strip() if dm else comment.strip()
+            if dm and dm.group(1).upper().startswith("SKIP"):
+                seg.skip_all = dm.group(2).strip()
+            else:  # an empty plan that does not say SKIP: nothing ran, for no stated reason
+                seg.problems.append("1..0 without # SKIP: an empty plan is not a skip")
 
     def _result(self, frame: _Frame, m: re.Match[str]) -> None:
         ok = m.group(1) == "ok"
@@ -415,6 +433,9 @@ class _Parser:
         top = self.stack[0]
         cases, errors = top.finish()
         plans = [s.plan for s in top.segments if s.plan is not None]
+        cut = _cut_mid_test(top.pending) if cases and not plans else None
+        if cut:
+            errors.append(cut)
         skips = [s.skip_all for s in top.segments if s.skip_all is not None]
         bails = [s.bail_out for s in top.segments if s.bail_out is not None]
         return KtapResult(
@@ -428,6 +449,29 @@ class _Parser:
             diagnostics=tuple(top.pending),
             errors=tuple(errors),
         )
+
+
+def _sequence_problem(numbers: list[int]) -> str | None:
+    """Result numbers of one block must be 1, 2, 3...: a repeat or a jump means lines
+    were printed twice (unflushed stdio across fork) or lost."""
+    seen: set[int] = set()
+    for expected, n in enumerate(numbers, 1):
+        if n in seen:
+            return f"duplicate test number {n}"
+        if n != expected:
+            return f"test numbers out of sequence: expected {expected}, got {n}"
+        seen.add(n)
+    return None
+
+
+def _cut_mid_test(trailing: list[str]) -> str | None:
+    """Without a plan (the kernel's cgroup suites print none) the only sign of a cut
+    stream is text after the last result: the lines of a test that never reported."""
+    rest = [line for line in trailing if not _TOTALS.match(line)]
+    if not rest:
+        return None
+    return (f"no plan, and the output ends mid-test: {len(rest)} line(s) after the last "
+            f"result, first: {rest[0][:80]!r}")
 
 
 def parse_ktap(text: str, name: str) -> KtapResult:
@@ -450,8 +494,11 @@ def judge(result: KtapResult | None, exit_code: int | None) -> tuple[Status, str
 
     * no exit code (timeout, lost connection) -> ERROR;
     * exit code outside the kselftest codes 0-4 (crash signal, 124 timeout) -> ERROR;
-    * no result lines: ``1..0 # SKIP`` or exit 4 -> SKIP, else ERROR;
-    * protocol errors (plan mismatch, Bail out!) or an ERROR case -> ERROR;
+    * no result lines: a protocol error (``1..0`` without SKIP) -> ERROR;
+      ``1..0 # SKIP`` with exit 1 or 3 -> FAIL; ``1..0 # SKIP`` or exit 4 -> SKIP;
+      else ERROR;
+    * protocol errors (plan mismatch, numbers repeated or out of sequence, no plan
+      and text after the last result, Bail out!) or an ERROR case -> ERROR;
     * a FAIL/XPASS/TIMEOUT case -> FAIL;
     * exit 1 or 3 with no failing case -> FAIL;
     * every case skipped -> SKIP; otherwise PASS.
@@ -463,8 +510,13 @@ def judge(result: KtapResult | None, exit_code: int | None) -> tuple[Status, str
     if exit_code not in (KSFT_PASS, KSFT_FAIL, KSFT_XFAIL, KSFT_XPASS, KSFT_SKIP):
         return Status.ERROR, f"exit code {exit_code}: program crashed or was killed"
     if result is None or not result.cases:
+        if result is not None and result.errors:
+            return Status.ERROR, "; ".join(result.errors)
         if result is not None and result.skip_all is not None:
-            return Status.SKIP, result.skip_all or "skipped (1..0)"
+            if exit_code in (KSFT_FAIL, KSFT_XPASS):  # it says "skip" and exits "failed"
+                return Status.FAIL, (f"exit code {exit_code} with a skip-all plan "
+                                     f"({result.skip_all or 'no reason'})")
+            return Status.SKIP, result.skip_all or "skipped (1..0 # SKIP)"
         if exit_code == KSFT_SKIP:
             return Status.SKIP, "exit 4 (skip) without results"
         return Status.ERROR, f"no KTAP results (exit {exit_code})"

@@ -15,7 +15,9 @@ Exit code: the worst of the shards' own exit codes (from their metadata) and of
 the merged JUnit (error -> 2, failure -> 1), so a shard that never reached a
 verdict keeps the merged result at 2 even if its junit.xml looks clean.  A
 shard selection that does not cover every shard index, or covers one twice,
-is reported as an error case as well.
+is reported as an error case as well.  The inventory is checked over the union
+of the shards: every case a shard's kernel required to pass (harness.inventory)
+must pass in the merged report, else a ``merge.inventory`` failure (exit 1).
 """
 
 from __future__ import annotations
@@ -111,6 +113,28 @@ def _junit_code(path: Path) -> int:
     return code
 
 
+def _inventory_problems(shards: list[Shard], junit: Path) -> list[str]:
+    """The inventory over the union of the shards (harness.inventory.check_merged),
+    written into the merged junit.xml as failures of a ``merge.inventory`` testsuite."""
+    from harness import inventory, rundir
+
+    outcomes = {k: v.outcome for k, v in rundir.read_cases(junit).items()}
+    problems = inventory.check_merged([s.metadata or {} for s in shards], outcomes)
+    if problems:
+        xml = JUnitXml.fromfile(str(junit))
+        bad = TestSuite(f"{MERGE_SUITE}.inventory")
+        for p in problems:
+            tc = TestCase(name=p, classname=MERGE_SUITE)
+            tc.result = [Failure(message=p, type_="inventory")]
+            bad.append(tc)
+        xml.append(bad)
+        xml.update_statistics()
+        tmp = junit.with_name("junit.xml.tmp")
+        xml.write(str(tmp), pretty=True)
+        os.replace(tmp, junit)
+    return problems
+
+
 def merge_runs(shards: list[Shard], run_dir: Path) -> tuple[int, str]:
     """Write junit.xml, metadata.json and summary.txt into ``run_dir``; (exit code, line)."""
     junit = run_dir / "junit.xml"
@@ -128,7 +152,9 @@ def merge_runs(shards: list[Shard], run_dir: Path) -> tuple[int, str]:
         tmp = junit.with_name("junit.xml.tmp")
         xml.write(str(tmp), pretty=True)
         os.replace(tmp, junit)
+    inv = _inventory_problems(shards, junit)
     code = _junit_code(junit)
+    problems += inv
     for s in shards:
         if s.exit_code is None and s.metadata is not None:
             code = max(code, EXIT_NO_VERDICT)  # a shard that never finished

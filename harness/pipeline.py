@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness import build as buildmod
-from harness import kconfig, series as seriesmod, source as sourcemod, suites as suitesmod
+from harness import inventory, kconfig, series as seriesmod, source as sourcemod
+from harness import suites as suitesmod
 from harness import vm as vmmod
 from harness.errors import (EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, BootError, HarnessError,
                             InfraError, Interrupted, UserError)
@@ -132,6 +133,8 @@ class Context:
     guest: Any = None
     accel: vmmod.AccelChoice | None = None
     runs: list[SuiteRun] = field(default_factory=list)
+    #: Whether the kernel's .config claims the series' feature (harness.inventory).
+    feature: bool | None = None
 
 
 def _log_buffer_wrapped(dmesg: Path, console: Path) -> bool:
@@ -293,6 +296,9 @@ class Pipeline:
                                            unknown_is_error=bool(c.applied.patches),
                                            base_config=prof.base)
             shutil.copy(c.config.config, self.path("config"))
+            c.feature = inventory.config_claims(c.config.config)
+            self.meta.update("inventory", {"option": inventory.FEATURE_OPTION,
+                                           "feature": c.feature})
             st["detail"] = (f"{c.config.config} "
                             f"({'reused' if not c.config.regenerated else 'regenerated'}, "
                             f"{'changed' if c.config.changed else 'unchanged'}), "
@@ -441,8 +447,10 @@ class Pipeline:
             return
         with self.stage("suites") as st:
             selected = suitesmod.with_stress_seconds(selected, o.stress_s)
+            self.meta.update("inventory", {"suites": inventory.record(selected, c.feature)})
             c.runs = suitesmod.run_suites(c.guest, selected, c.guest_dirs, self.path("ktap"),
-                                          alive=c.vm.alive if c.vm else None)
+                                          alive=c.vm.alive if c.vm else None,
+                                          feature=c.feature)
             self.meta.suites(c.runs)
             counts: dict[str, int] = {}
             for r in c.runs:

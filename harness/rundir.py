@@ -183,8 +183,9 @@ def failing_findings(meta: dict[str, Any]) -> list[dict[str, str]]:
 class CaseOutcome:
     suite: str
     name: str
-    outcome: str  # pass | fail | error | skip
+    outcome: str  # pass | fail | error | skip (| xfail: compare's reading of raw)
     message: str = ""
+    raw: str = ""  # property ktap.raw_status: "fail" for a known failure written as a pass
 
     @property
     def key(self) -> tuple[str, str]:
@@ -192,7 +193,7 @@ class CaseOutcome:
 
     @property
     def bad(self) -> bool:
-        return self.outcome in ("fail", "error")
+        return self.outcome in ("fail", "error", "xfail")
 
 
 def read_cases(junit: Path) -> dict[tuple[str, str], CaseOutcome]:
@@ -227,7 +228,9 @@ def read_cases(junit: Path) -> dict[tuple[str, str], CaseOutcome]:
                     outcome, message = "fail", str(r.message or "")
                 elif isinstance(r, Skipped) and outcome == "pass":
                     outcome, message = "skip", str(r.message or "")
-            out[key] = CaseOutcome(key[0], key[1], outcome, message)
+            raw = next((str(p.get("value") or "") for p in case._elem.iter("property")
+                        if p.get("name") == "ktap.raw_status"), "")
+            out[key] = CaseOutcome(key[0], key[1], outcome, message, raw)
     return out
 
 

@@ -8,7 +8,9 @@ Mapping (kunit_junit-like, see ../shared/reference/anchors.md section 7 item 5):
 * one testcase per KTAP case, parents before children, nested names dotted
   (``selftests: cgroup: test_memcontrol.test_memcg_min``), classname = suite
   label, system-out = the case's diagnostic lines;
-* pass -> no element; XFAIL -> pass with property ``ktap.status=xfail``;
+* pass -> no element; XFAIL -> pass with property ``ktap.status=xfail`` (and
+  ``ktap.raw_status=fail`` for the harness's known failures, read by compare); a
+  known failure that passed -> pass with ``ktap.status=xpass-known``;
   SKIP -> <skipped>; FAIL, XPASS, TIMEOUT -> <failure type="fail|xpass|timeout">;
   ERROR (including cases the plan announced but never came) -> <error>;
 * a run with status ERROR/NOTRUN and ``error`` set (timeout, VM died, no
@@ -20,7 +22,8 @@ Mapping (kunit_junit-like, see ../shared/reference/anchors.md section 7 item 5):
 * KTAP protocol errors (plan mismatch, Bail out!) -> a ``(ktap)`` error case;
 * kernel-log findings (``findings``, keyed ``(suite, case)`` as produced by
   :func:`harness.logscan.scan_by_case`): attached to the matching testcase as
-  <failure type="kernel-log.<kind>"> (<error> when fatal); findings for the
+  <failure type="kernel-log.<kind>"> (<error> when fatal), merged with the case's
+  own result so every testcase has exactly one outcome element; findings for the
   suite as a whole or for an unknown case go to a ``kernel-log`` testcase of
   that suite; keys that match no run (boot, between suites) go to a separate
   ``kernel-log`` testsuite.  When ``findings`` is given (even empty) those
@@ -53,6 +56,9 @@ from harness.model import Status, SuiteRun
 __all__ = ["KTAP_CASE", "LOG_CASE", "RUN_CASE", "build_junit", "infra_error", "suite_label", "write_junit"]
 
 RUN_CASE = "(run)"
+#: Testcase property with the raw outcome of a known failure written as a pass (XFAIL):
+#: what compare judges by, so "base passes, patched fails (xfail)" is a regression.
+RAW_STATUS = "ktap.raw_status"
 KTAP_CASE = "(ktap)"
 LOG_CASE = "kernel-log"
 RAW_TAIL_LINES = 60
@@ -119,8 +125,13 @@ def _ktap_case(label: str, dotted: str, case: KtapCase, run_error: str | None) -
         tc.result = [Error(message=reason or "error", type_="error")]
     elif status is CaseStatus.XFAIL:
         _add_case_property(tc, "ktap.status", "xfail")
+        if case.known == "xfail":  # the harness's known failure: it really failed
+            _add_case_property(tc, RAW_STATUS, "fail")
         if reason:
             _add_case_property(tc, "ktap.reason", reason)
+    elif case.known == "xpass":  # a known failure that passed: shown, not failing
+        _add_case_property(tc, "ktap.status", "xpass-known")
+        _add_case_property(tc, "ktap.reason", reason)
     return _Case(tc, out=list(case.diagnostics))
 
 
@@ -155,16 +166,36 @@ def _run_case(run: SuiteRun, label: str, cases: list[_Case]) -> _Case | None:
 
 
 def _attach(case: _Case, findings: Sequence[Finding], where: str = "") -> None:
+    """Add kernel-log findings to a testcase, keeping exactly one result element.
+
+    CI tools read a testcase by one element (two <failure>s, or <skipped> beside a
+    <failure>, are read differently by different tools): the worst one is kept
+    (error > failure > skipped/pass) and carries every message."""
     at = f" during {where}" if where else ""
+    bad: list[Finding] = []
     for f in findings:
         times = f" (x{f.count})" if f.count > 1 else ""
         if not is_failure(f):
             case.err.append(f"kernel log ({f.kind}){times}{at}: {f.title}\n  signature: {f.signature}")
-            continue
-        cls = Error if f.fatal else Failure
-        el = cls(message=f"kernel {f.kind}{times}{at}: {f.title}", type_=f"kernel-log.{f.kind}")
-        el.text = f"signature: {f.signature}\nlog line {f.line_no}:\n{f.excerpt}"
-        case.tc.append(el)
+        else:
+            bad.append(f)
+    if not bad:
+        return
+    msgs = [f"kernel {f.kind}{f' (x{f.count})' if f.count > 1 else ''}{at}: {f.title}"
+            for f in bad]
+    texts = [f"signature: {f.signature}\nlog line {f.line_no}:\n{f.excerpt}" for f in bad]
+    prior = next(iter(case.tc.result), None)
+    fatal = any(f.fatal for f in bad) or isinstance(prior, Error)
+    cls = Error if fatal else Failure
+    if isinstance(prior, (Error, Failure)):
+        msgs.insert(0, str(prior.message or ""))
+        texts.insert(0, str(prior.text or ""))
+    elif isinstance(prior, Skipped):
+        msgs.append(f"(the case was skipped: {prior.message or ''})")
+    kind = prior.type if isinstance(prior, cls) and prior.type else f"kernel-log.{bad[0].kind}"
+    el = cls(message="; ".join(m for m in msgs if m), type_=kind)
+    el.text = "\n\n".join(t for t in texts if t)
+    case.tc.result = [el]
 
 
 def _stats(ts: TestSuite, time: float) -> None:

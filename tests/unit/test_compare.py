@@ -71,7 +71,8 @@ def test_diff_cases_classifies_every_case() -> None:
                                              ("s", "new"): "fail", ("s", "new2"): "pass"}.items()}
     got = {d.name: d.change for d in compare.diff_cases(b, p)}
     assert got == {"a": Change.NEW_FAILURE, "b": Change.PRE_EXISTING, "c": Change.FIXED,
-                   "d": Change.SAME, "new": Change.NEW_FAILURE, "new2": Change.NEW_CASE,
+                   "d": Change.GONE,  # pass -> skip: the patched run lost it
+                   "new": Change.NEW_FAILURE, "new2": Change.NEW_CASE,
                    "gone": Change.GONE}
 
 
@@ -146,12 +147,14 @@ def test_patched_that_does_not_build_is_exit_2(tmp_path: Path) -> None:
     assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
 
 
-def test_suite_crash_on_patched_only_is_a_regression(tmp_path: Path) -> None:
+def test_suite_crash_on_patched_only_is_patched_error_with_the_differences(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"})
     patched = make_run(tmp_path / "patched", exit_code=2, stages=dict(PASSED, suites="PASS"),
                        cases={("s", "(run)"): "error", ("s", "a"): "skip"})
     cmp = compare.judge(base, patched, set())
-    assert (cmp.verdict, cmp.exit_code) == ("regression", 1)
+    # no verdict of its own: exit 2 (was "regression", exit 1), differences still listed
+    assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
+    assert cmp.count(Change.NEW_FAILURE) == 1 and cmp.count(Change.GONE) == 1
 
 
 def test_warnings_not_compared_when_make_was_skipped(tmp_path: Path) -> None:
@@ -273,3 +276,104 @@ def test_kernel_suites_match_across_base_and_patched_labels(tmp_path: Path) -> N
     cmp = compare.judge(base, patched, set())
     assert cmp.count(Change.NEW_FAILURE) == 1 and cmp.count(Change.PRE_EXISTING) == 1
     assert not [d for d in cmp.cases if d.change.name == "GONE"]
+
+
+# ------------------------------------------- exit 0 only when patched was shown to pass --
+
+
+def test_case_the_patched_run_lost_is_a_regression(tmp_path: Path) -> None:
+    """GONE: the base ran it, the patched run did not (absent, or now skipped)."""
+    base = make_run(tmp_path / "base", exit_code=0, label="base",
+                    cases={("s", "a"): "pass", ("s", "b"): "pass", ("s", "c"): "pass",
+                           ("s", "d"): "fail", ("s", "e"): "skip"})
+    patched = make_run(tmp_path / "patched", exit_code=0, label="patched",
+                       cases={("s", "a"): "pass", ("s", "c"): "skip", ("s", "d"): "skip"})
+    cmp = compare.judge(base, patched, set())
+    got = {d.name: d.change for d in cmp.cases}
+    assert got == {"a": Change.SAME, "b": Change.GONE, "c": Change.GONE, "d": Change.GONE,
+                   "e": Change.SAME}
+    assert (cmp.verdict, cmp.exit_code) == ("regression", 1)
+    assert "3 gone" in cmp.detail
+    compare.write_junit(cmp, tmp_path / "junit.xml")
+    cases = rundir.read_cases(tmp_path / "junit.xml")
+    assert [cases[("s", n)].outcome for n in "abcde"] == ["pass", "fail", "fail", "fail", "skip"]
+
+
+@pytest.mark.parametrize("junit_text", [None, "<testsuites><testsuite", ""])
+def test_patched_without_a_readable_junit_is_patched_error(tmp_path: Path,
+                                                         junit_text: str | None) -> None:
+    base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"}, label="base")
+    patched = make_run(tmp_path / "patched", exit_code=0, label="patched")
+    if junit_text is not None:
+        (patched.run_dir / "junit.xml").write_text(junit_text)
+    cmp = compare.judge(base, patched, set())
+    assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
+    assert "junit.xml" in cmp.detail
+
+
+def test_patched_exit_2_is_patched_error_even_when_its_stages_passed(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"}, label="base")
+    patched = make_run(tmp_path / "patched", exit_code=2, cases={("s", "a"): "pass"},
+                       label="patched")
+    cmp = compare.judge(base, patched, set())
+    assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
+    assert "exit 2" in cmp.detail
+
+
+def test_base_without_a_readable_junit_is_infrastructure(tmp_path: Path) -> None:
+    base = make_run(tmp_path / "base", exit_code=0, label="base")
+    patched = make_run(tmp_path / "patched", exit_code=0, cases={("s", "a"): "pass"})
+    cmp = compare.judge(base, patched, set())
+    assert (cmp.verdict, cmp.exit_code) == ("infrastructure", 2)
+
+
+def test_compare_junit_has_one_outcome_per_testcase_and_no_bare_non_pass(tmp_path: Path) -> None:
+    import xml.etree.ElementTree as ET
+
+    base = make_run(tmp_path / "base", exit_code=1, cases=BASE_CASES, label="base")
+    pcases = dict(BASE_CASES)
+    del pcases[("test_core", "test_cgcore_destroy")]
+    patched = make_run(tmp_path / "patched", exit_code=1, cases=pcases, label="patched")
+    cmp = compare.judge(base, patched, set())
+    compare.write_junit(cmp, tmp_path / "junit.xml")
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    for tc in root.iter("testcase"):
+        tags = [el.tag for el in tc if el.tag in ("failure", "error", "skipped")]
+        assert len(tags) <= 1, tc.get("name")
+        change = (tc.findtext("system-out") or "").split(":")[0]
+        if change in ("gone", "new failure"):
+            assert tags == ["failure"], tc.get("name")
+        if "patched: skip" in (tc.findtext("system-out") or ""):
+            assert tags == ["skipped"], tc.get("name")
+
+
+def test_xfail_on_patched_where_base_passed_is_a_regression(tmp_path: Path) -> None:
+    """The run's junit.xml writes a known failure as a pass with its raw status as a
+    property; compare reads the raw status."""
+    from harness.ktap import parse_ktap
+    from harness.model import Status, SuiteRun
+    from harness.report.junit import write_junit
+    from harness.suites import apply_known_failures, SUITES
+
+    kmem = {s.name: s for s in SUITES}["test_kmem"]
+    text = "memory.current 7606272\npercpu 4320000\nnot ok 1 test_percpu_basic\n"
+    result, _ = apply_known_failures(parse_ktap(text, "test_kmem"), kmem.known_failures, 2)
+    assert dict(result.walk())["test_percpu_basic"].status.value == "xfail"
+    out = {}
+    for label, res, code in (("base", parse_ktap("ok 1 test_percpu_basic\n", "k"), 0),
+                             ("patched", result, 1)):
+        rd = tmp_path / label / "1"
+        rd.mkdir(parents=True)
+        (rd / "metadata.json").write_text(json.dumps(
+            {"results": {"stages": {k: {"status": v} for k, v in PASSED.items()}}}))
+        run = SuiteRun("test_kmem", Status.PASS, 1.0, text, code, None, 1, res)
+        write_junit([run], rd / "junit.xml", {})
+        out[label] = ChildRun(label, 0, rd, tmp_path / f"{label}.log", 1.0)
+    cmp = compare.judge(out["base"], out["patched"], set())
+    diff = {d.name: d for d in cmp.cases}["test_percpu_basic"]
+    assert (diff.base, diff.patched, diff.change) == ("pass", "xfail", Change.NEW_FAILURE)
+    assert cmp.exit_code == 1
+    # both sides xfail: pre-existing, not counted
+    cmp = compare.judge(out["patched"], out["patched"], set())
+    assert {d.name: d.change for d in cmp.cases}["test_percpu_basic"] is Change.PRE_EXISTING
+    assert cmp.exit_code == 0

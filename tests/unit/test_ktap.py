@@ -178,3 +178,41 @@ def test_multiple_sections_sum_plans() -> None:
     assert r.plan == 5
     assert r.errors == ("plan said 3, saw 2",)
     assert [c.number for c in r.cases] == [1, 2, 1, 2, 3]
+
+
+# ------------------------------------------------------------- strict judging --
+
+
+@pytest.mark.parametrize("text,exit_code,why", [
+    # the kernel's suites print no plan: a stream cut mid-test ends with that test's lines
+    ("ok 1 a\nok 2 b\nmemory.current 123\n", 0, "ends mid-test"),
+    ("ok 1 a\nok 2 b\nnot o", 0, "ends mid-test"),
+    ("ok 1 a\nok 1 a\n", 0, "duplicate test number 1"),
+    ("TAP version 13\n1..2\nok 1 a\nok 1 b\n", 0, "duplicate test number 1"),
+    ("ok 1 a\nok 3 c\n", 0, "out of sequence: expected 2, got 3"),
+    ("TAP version 13\n1..2\nok 2 b\nok 1 a\n", 0, "out of sequence: expected 1, got 2"),
+    ("1..0\n", 0, "1..0 without # SKIP"),
+    ("1..0 # no reason given\n", 4, "1..0 without # SKIP"),
+])
+def test_incomplete_or_inconsistent_streams_are_errors(text: str, exit_code: int,
+                                                       why: str) -> None:
+    status, reason = judge(parse_ktap(text, "x"), exit_code)
+    assert status is Status.ERROR and why in reason, reason
+
+
+def test_skip_all_with_a_failing_exit_code_is_a_failure() -> None:
+    r = parse_ktap("1..0 # SKIP memory controller isn't available\n", "x")
+    assert judge(r, 1)[0] is Status.FAIL
+    assert judge(r, 4)[0] is Status.SKIP and judge(r, 0)[0] is Status.SKIP
+
+
+def test_complete_streams_stay_clean() -> None:
+    # a plan-less kernel suite that ran to its end; sections that restart numbering;
+    # kselftest's Totals line after the last result
+    assert judge(parse_ktap("ok 1 a\nok 2 b\n", "x"), 0) == (Status.PASS, "")
+    two = "TAP version 13\n1..1\nok 1 a\nTAP version 13\n1..2\nok 1 b\nok 2 c\n"
+    assert parse_ktap(two, "x").errors == ()
+    totals = "TAP version 13\n1..1\nok 1 a\n# Totals: pass:1 fail:0 xfail:0 xpass:0 skip:0 error:0\n"
+    assert judge(parse_ktap(totals, "x"), 0) == (Status.PASS, "")
+    nested = "TAP version 13\n1..1\n# TAP version 13\n# 1..2\n# ok 1 a\n# ok 2 b\nok 1 prog\n"
+    assert parse_ktap(nested, "x").errors == ()

@@ -113,3 +113,36 @@ def test_shard_option_selects_and_validates(tmp_path: Path, monkeypatch, capsys)
     assert "no suite falls in this shard" in capsys.readouterr().err
     assert cli.main(["test", "--shard", "0/2"]) == 2
     assert cli.main(["test", "--shard", "x"]) == 2
+
+
+def test_merge_checks_the_inventory_over_the_union_of_shards(tmp_path: Path) -> None:
+    """Each shard checked its own suites; merge checks the union from the merged JUnit,
+    so a shard that lost a feature case cannot hide behind a green exit code."""
+    def shard_dir(name: str, suite: str, cases: dict[str, str], text: str,
+                  must: list[str]) -> Path:
+        d = _shard_dir(tmp_path, name, {}, 0, text)
+        xml = JUnitXml()
+        ts = TestSuite(suite)
+        for case, outcome in cases.items():
+            tc = TestCase(name=case, classname=suite)
+            if outcome == "fail":
+                tc.result = [Failure(message="boom")]
+            ts.append(tc)
+        xml.append(ts)
+        xml.write(str(d / "junit.xml"))
+        meta = json.loads((d / "metadata.json").read_text())
+        meta["inventory"] = {"feature": True, "suites": {
+            suite: {"expected": list(cases) + must, "must_pass": must}}}
+        (d / "metadata.json").write_text(json.dumps(meta))
+        return d
+
+    a = shard_dir("s1", "recharge[sysctl=1]", {"shmem_mapped_before": "pass"}, "1/2",
+                  ["shmem_mapped_after"])
+    b = shard_dir("s2", "test_memcontrol[sysctl=1]", {"test_memcg_recharge": "pass"}, "2/2",
+                  [])
+    code = cli.main(["merge", "--out", str(tmp_path / "m"), str(a), str(b)])
+    assert code == 1
+    xml, meta = _merged(tmp_path / "m")
+    assert meta["merge"]["problems"] == [
+        "inventory: recharge[sysctl=1] shmem_mapped_after: no result (must pass: the "
+        "kernel claims CONFIG_MEMCG_RECHARGE_OFFLINE_ENABLED)"]

@@ -168,7 +168,7 @@ def test_outputs_after_results(tmp_path: Path) -> None:
     run = _run("m", "# diag\nnot ok 1 a\n", Status.FAIL, exit_code=1, sysctl=None)
     root = _write(tmp_path, [run], {("m", "a"): [_finding()]})
     tags = [el.tag for el in _cases(root, "m")["a"]]
-    assert tags == ["failure", "failure", "system-out"]
+    assert tags == ["failure", "system-out"]  # one outcome: the case's, plus the finding
 
 
 def test_empty_findings_still_write_kernel_log_cases(tmp_path: Path) -> None:
@@ -205,3 +205,26 @@ def test_error_text_is_only_a_reason_unless_status_is_error(tmp_path: Path) -> N
     assert skipped is not None and skipped.get("message") == "sysctl vm.recharge_offline_memcgs absent"
     err = _cases(root, "n")["(run)"].find("error")
     assert err is not None and err.get("message") == "test_recharge not built"
+
+
+def _outcomes(root: ET.Element) -> dict[tuple[str, str], list[str]]:
+    return {(ts.get("name", ""), c.get("name", "")):
+            [el.tag for el in c if el.tag in ("failure", "error", "skipped")]
+            for ts in root.iter("testsuite") for c in ts.iter("testcase")}
+
+
+def test_every_testcase_has_exactly_one_outcome(tmp_path: Path) -> None:
+    """A skipped or failed case with kernel-log findings still has one result element:
+    the worst (error > failure > skipped), carrying every message."""
+    run = _run("m", "not ok 1 a\nok 2 b # SKIP no swap\nok 3 c\n", Status.FAIL, exit_code=1,
+               sysctl=None)
+    findings = {("m", "a"): [_finding(), _finding("bug", title="BUG: x")],
+                ("m", "b"): [_finding()], ("m", "c"): [_finding("panic", fatal=True)]}
+    root = _write(tmp_path, [run], findings)
+    got = _outcomes(root)
+    assert all(len(v) <= 1 for v in got.values()), got
+    assert got[("m", "a")] == ["failure"] and got[("m", "b")] == ["failure"]
+    assert got[("m", "c")] == ["error"]
+    a = _cases(root, "m")["a"].find("failure")
+    assert a is not None and "BUG: x" in a.get("message", "") and \
+        "WARNING in foo" in a.get("message", "") and "signature: bug: sig" in (a.text or "")

@@ -22,6 +22,7 @@ class FakeGuest:
     sysctl: str | None = "0"  # None: the kernel has no such sysctl
     program: CmdResult | None = None
     cwd_ok: bool = True
+    ncpu: str | None = "2"  # the guest's online CPUs (None: not reported)
     calls: list[tuple[str, float, str | None]] = field(default_factory=list)
 
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
@@ -29,7 +30,8 @@ class FakeGuest:
         self.calls.append((command, timeout, cwd))
         if command.startswith("cat /proc/sys/vm/recharge"):
             return CmdResult(command, 0, (self.sysctl or "absent") + "\n" +
-                             ("cwd=ok\n" if self.cwd_ok else "cwd=missing\n"), "", 0.0)
+                             ("cwd=ok\n" if self.cwd_ok else "cwd=missing\n") +
+                             (f"ncpu={self.ncpu}\n" if self.ncpu else ""), "", 0.0)
         m = re.match(r"echo (\d) > /proc/sys/vm/recharge_offline_memcgs", command)
         if m:
             if self.sysctl is None:
@@ -167,18 +169,72 @@ def test_stress_seconds_reaches_only_the_scenarios() -> None:
 def test_known_failures_become_xfail_and_nothing_else_does(tmp_path: Path) -> None:
     from harness.ktap import CaseStatus
 
-    suite = suites.Suite("k", "cgroup", "test_kmem", known_failures=(("b", "base fails too"),))
+    known = suites.KnownFailure("b", "base fails too", cpus=2, measured=(("x", 5),))
+    suite = suites.Suite("k", "cgroup", "test_kmem", known_failures=(known,))
     kdir = _prog_dir(tmp_path, "test_kmem")
-    g = FakeGuest(program=CmdResult("x", 1, KTAP_FAIL, "", 1.0))
+    fail_b = "TAP version 13\n1..2\nok 1 a\nx 5\nnot ok 2 b\n"
+    g = FakeGuest(program=CmdResult("x", 1, fail_b, "", 1.0))
     run = suites.run_suite(g, suite, kdir, tmp_path / "ktap")
     assert run.status == Status.PASS and run.exit_code == 1  # the real exit code is kept
     b = dict(run.result.walk())["b"]
     assert b.status is CaseStatus.XFAIL and b.reason == "known failure: base fails too"
-    two = "TAP version 13\n1..3\nnot ok 1 a\nnot ok 2 b\nok 3 c\n"
+    assert b.known == "xfail"
+    two = "TAP version 13\n1..3\nnot ok 1 a\nx 5\nnot ok 2 b\nok 3 c\n"
     g = FakeGuest(program=CmdResult("x", 1, two, "", 1.0))
     run = suites.run_suite(g, suite, kdir, tmp_path / "ktap")
     assert run.status == Status.FAIL and "a" in (run.error or "")
-    # A known failure that passes is just a pass.
+    # A known failure that passes is a pass, marked XPASS.
     g = FakeGuest(program=CmdResult("x", 0, KTAP_OK.replace("ok 2 b # SKIP no swap", "ok 2 b"),
                                     "", 1.0))
-    assert suites.run_suite(g, suite, kdir, tmp_path / "ktap").status == Status.PASS
+    run = suites.run_suite(g, suite, kdir, tmp_path / "ktap")
+    assert run.status == Status.PASS and dict(run.result.walk())["b"].known == "xpass"
+
+
+# ------------------------------------------- known failures narrowed to their evidence --
+
+PERCPU_OK = "ok 1 test_kmem_basic\n"
+
+
+def _percpu(current: int, percpu: int, ok: bool = False) -> str:
+    if ok:
+        return PERCPU_OK + "ok 2 test_percpu_basic\n"
+    return PERCPU_OK + f"memory.current {current}\npercpu {percpu}\nnot ok 2 test_percpu_basic\n"
+
+
+def _kmem_like() -> suites.Suite:
+    real = {s.name: s for s in suites.SUITES}["test_kmem"]
+    return suites.Suite("test_kmem", "cgroup", "test_kmem", known_failures=real.known_failures)
+
+
+@pytest.mark.parametrize("text,ncpu,want", [
+    (_percpu(7_606_272, 4_320_000), "2", "xfail"),  # the numbers it was measured with
+    (_percpu(7_606_272, 4_312_800), "2", "xfail"),  # the patched kernel's, within tolerance
+    (_percpu(7_606_272, 4_320_000), "4", "fail"),  # another CPU count: not that evidence
+    (_percpu(7_606_272, 0), "2", "fail"),  # no percpu charged at all: another bug
+    (_percpu(90_000_000, 4_320_000), "2", "fail"),  # a leak, not the slab overhead
+    (PERCPU_OK + "not ok 2 test_percpu_basic\n", "2", "fail"),  # no numbers printed
+    (_percpu(7_606_272, 4_320_000), None, "fail"),  # CPU count unknown
+])
+def test_known_failure_only_matches_its_evidence(tmp_path: Path, text: str,
+                                                 ncpu: str | None, want: str) -> None:
+    from harness.ktap import CaseStatus
+
+    g = FakeGuest(program=CmdResult("x", 1, text, "", 1.0), ncpu=ncpu)
+    run = suites.run_suite(g, _kmem_like(), _prog_dir(tmp_path, "test_kmem"), tmp_path / "k")
+    case = dict(run.result.walk())["test_percpu_basic"]
+    assert case.status.value == want, case.reason
+    assert run.status is (Status.PASS if want == "xfail" else Status.FAIL)
+    if want == "fail" and "memory.current" in text:
+        assert "not the known failure" in case.reason
+
+
+def test_known_failure_that_passes_is_xpass_reported_not_failing(tmp_path: Path) -> None:
+    from harness.report.summary import render_summary
+
+    g = FakeGuest(program=CmdResult("x", 0, _percpu(0, 0, ok=True), "", 1.0), ncpu="2")
+    run = suites.run_suite(g, _kmem_like(), _prog_dir(tmp_path, "test_kmem"), tmp_path / "k")
+    assert run.status is Status.PASS
+    case = dict(run.result.walk())["test_percpu_basic"]
+    assert case.known == "xpass"
+    text = render_summary([run], [])
+    assert "XPASS" in text and "test_percpu_basic" in text and "(exit 0)" in text
