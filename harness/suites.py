@@ -109,17 +109,19 @@ PERCPU_BASIC = KnownFailure(
 # The inventory.  One list per program, the only place a case name is written: both
 # variants of a suite use it, and tests/unit/test_inventory.py checks each list against
 # the program's C source (cases[] tables, patch 8's T() line), so they cannot drift.
-# A new scenario in selftests/recharge/scenarios.c goes into SCENARIOS_CASES, nowhere else.
+# A new scenario in selftests/recharge/scenarios/main.c goes into SCENARIOS_CASES, nowhere else.
 
 #: selftests/recharge/test_recharge.c: setups x scenario_names (what ``-l`` prints).
 RECHARGE_CASES: tuple[str, ...] = tuple(
     f"{setup}_{scenario}" for setup in ("shmem", "file")
     for scenario in ("mapped_before", "mapped_after", "written_after", "read_after"))
-#: selftests/recharge/scenarios.c: its cases[] table (what ``-l`` prints).
+#: selftests/recharge/scenarios/main.c: its cases[] table (what ``-l`` prints).
 SCENARIOS_CASES: tuple[str, ...] = (
     "zombie_shmem", "zombie_file", "anon_migrate", "limit_max", "limit_high", "thp_shmem",
     "thp_anon", "mglru_on", "mglru_off", "mlock", "kernel_writeback", "kernel_exit",
-    "root_mapper", "root_accessor", "toggle", "stress")
+    "root_mapper", "root_accessor", "root_pass_leak", "truncated_pinned", "ancestor_read",
+    "ancestor_map", "write_dirty_file", "write_dirty_shmem", "lru_hold", "stuck_zombies",
+    "refuse_backoff", "mlock_count", "bdev_metadata", "toggle", "stress")
 #: Linux 6.12's tools/testing/selftests/cgroup T() tables (no plan printed: see Suite.cases).
 MEMCONTROL_CASES: tuple[str, ...] = (
     "test_memcg_subtree_control", "test_memcg_current_peak", "test_memcg_min",

@@ -33,9 +33,9 @@ def _c_strings(block: str) -> list[str]:
 
 
 def test_scenarios_list_is_the_programs_cases_table() -> None:
-    src = (ROOT / "selftests/recharge/scenarios.c").read_text()
+    src = (ROOT / "selftests/recharge/scenarios/main.c").read_text()
     table = re.search(r"\}\s*cases\[\]\s*=\s*\{(.*?)\n\};", src, re.S)
-    assert table, "cases[] table not found in scenarios.c"
+    assert table, "cases[] table not found in scenarios/main.c"
     assert suites.SCENARIOS_CASES == tuple(_c_strings(table.group(1)))
 
 
