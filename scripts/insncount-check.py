@@ -18,6 +18,8 @@ import argparse
 import json
 import logging
 import shlex
+import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -38,9 +40,22 @@ def main() -> int:
     ap.add_argument("--work", type=Path, default=Path("/tmp/insncount-check"))
     ap.add_argument("--memory", default="3G")
     ap.add_argument("--cpus", type=int, default=2)
+    ap.add_argument("--icount", type=int, metavar="SHIFT",
+                    help="also -icount shift=SHIFT (guest time from instruction count)")
+    ap.add_argument("--max-other-qemu", type=int, default=1,
+                    help="wait until at most this many other QEMUs run (shared host)")
     ap.add_argument("args", nargs="*", default=["-H", "-r", "1", "-t", "100"])
     a = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    # SIGTERM -> SystemExit, so that the guest's session is killed on the way out.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+    while True:
+        res = subprocess.run(["pgrep", "-c", "qemu-system"], capture_output=True, text=True)
+        others = int(res.stdout.strip() or 0)
+        if others <= a.max_other_qemu:
+            break
+        print(f"waiting: {others} other QEMU(s) running", flush=True)
+        time.sleep(20)
     cache = paths.cache_root()
     plugin = insncount.prepare_plugin(cache)
     print(f"plugin: {plugin.reason}")
@@ -54,7 +69,8 @@ def main() -> int:
 
     def qemu_opts(accel: str) -> tuple[str, ...]:
         session.start()
-        return (plugin.qemu_arg(session.out),)
+        return (plugin.qemu_arg(session.out),
+                *((f"-icount shift={a.icount}",) if a.icount is not None else ()))
 
     with bench.booted_guest(opts, a.kernel.resolve(), a.work, qemu_opts=qemu_opts) as bg:
         print(f"boot -> ssh {bg.boot_to_ssh_s:.1f} s, guest-setup exit {bg.setup_exit}")
