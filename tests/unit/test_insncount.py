@@ -161,13 +161,12 @@ class PluginGuest:
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
             kill_after: float = 10.0) -> Any:
         self.commands.append(command)
-        if command.startswith("cat "):
-            return SimpleNamespace(exit_code=0, stdout="absent\n", stderr="", timed_out=False,
-                                   error=None)
+        if "hotpath" not in command:
+            return SimpleNamespace(exit_code=0, stdout="absent\n" if command.startswith("cat ")
+                                   else "", stderr="", timed_out=False, error=None)
         tap = "TAP version 13\n1..1\n"
-        assert "-i 2" in command
         with open(self.out, "a") as f:
-            for k in range(2):
+            for k in range(2 if "-i 2" in command else 0):
                 self.seq += 1
                 n = 16384 * (self.per_page + k)
                 f.write(f"window id=1 seq={self.seq} vcpu=0 insns={n} kernel={n} all={n} "
@@ -279,3 +278,44 @@ def test_bench_report_has_the_instruction_table_and_goals() -> None:
     assert "| read_ext4 | insns_per_page | 4410.0 (+-0.000 %, n=1) | 4446.0" in md
     assert "| 1.0082 | 1.0138 | 1.0056 | +25.0 |" in md
     assert "Windows left out: window id 2" in md
+
+
+def test_default_kernel_bench_passes_the_plugin_only_under_tcg(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+
+    from harness.pipeline import Options
+
+    so = tmp_path / "insncount-k.so"
+    built: list[int] = []
+
+    def prepare(cache: Path, fetch: bool = True) -> insncount.Plugin:
+        built.append(1)
+        return insncount.Plugin(so, "cached (insncount-k.so)", "QEMU 7.2")
+
+    seen: dict[str, Any] = {}
+
+    @contextlib.contextmanager
+    def fake_booted(opts: Any, bz: Path, workdir: Path, budget_s: int = 3600,
+                    qemu_opts: Any = None) -> Any:
+        accel = seen["accel"]
+        seen["opts"] = qemu_opts(accel) if qemu_opts else ()
+        workdir.mkdir(parents=True, exist_ok=True)
+        guest = PluginGuest(workdir / "insncount.out", 950)
+        vmx = SimpleNamespace(console_text=lambda: "")
+        yield bench.BootedGuest(guest, vmx, accel, 9.0, 12.0, 1.0, 0)
+
+    monkeypatch.setattr(insncount, "prepare_plugin", prepare)
+    monkeypatch.setattr(bench, "booted_guest", fake_booted)
+    cfg = bench.BenchConfig(reps=1, rounds=1, insn_windows=2)
+    kb = bench.default_kernel_bench(Options(cache=tmp_path / "cache"), cfg)
+    seen["accel"] = "tcg"
+    boot, runs = kb("patched", tmp_path / "bz", Path("/p/hotpath"), tmp_path / "w1")
+    assert seen["opts"] == (f"-plugin {so},out={tmp_path}/w1/insncount.out",)
+    assert boot["insn_plugin"]["available"] and not boot["insn_plugin"].get("disabled")
+    assert runs[0]["metrics"]["read_ext4"]["insns_per_page"]["samples"] == [950.0, 951.0]
+    seen["accel"] = "kvm"
+    boot, runs = kb("base", tmp_path / "bz", Path("/p/hotpath"), tmp_path / "w2")
+    assert seen["opts"] == () and built == [1]  # built once per bench
+    assert boot["insn_plugin"]["disabled"] and "kvm" in boot["insn_plugin"]["reason"]
+    assert "insn" not in runs[0] and "insns_per_page" not in runs[0]["metrics"]["read_ext4"]
