@@ -83,7 +83,8 @@ EDIT_LINE = ('static void __maybe_unused rh_bench_edit(void) '
 SYSCTL_PATH = "/proc/sys/vm/recharge_offline_memcgs"
 #: The hot-path metric of each case that the patched/base ratio is computed on.
 HOT_METRICS = {"read_ext4": "read_MiBps", "read_tmpfs": "read_MiBps",
-               "fault_ext4": "faults_per_s", "fault_tmpfs": "faults_per_s"}
+               "fault_ext4": "faults_per_s", "fault_tmpfs": "faults_per_s",
+               "mark_accessed_ext4": "alt_reads_per_s"}
 
 
 # ------------------------------------------------------------------ options --
@@ -107,6 +108,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--rounds", type=int, default=2,
                    help="program runs per kernel and sysctl value, alternating 0/1 "
                         "(default 2; recharge cases only in the first)")
+    g.add_argument("--insn-windows", type=int, default=3,
+                   help="instruction-count windows per hot-path case, counted by a QEMU TCG "
+                        "plugin built on demand (harness/insncount.py; default 3, 0: off)")
     p.epilog = ("Writes <out>/<N>/bench.json and bench.md; exit 0 when everything was "
                 "measured (goals missed or not), 1 when a hot-path case found a functional "
                 "failure, 2 when a measurement could not be made.")
@@ -121,6 +125,7 @@ class BenchConfig:
     reps: int = 7
     rounds: int = 2
     verbose: bool = False
+    insn_windows: int = 3
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "BenchConfig":
@@ -135,15 +140,17 @@ class BenchConfig:
             raise UserError(f"--steps: unknown step(s) {', '.join(bad)} "
                             f"(valid: {', '.join(STEPS)})")
         reps, rounds = int(getattr(args, "reps", 7)), int(getattr(args, "rounds", 2))
-        if not 1 <= reps <= 64 or not 1 <= rounds <= 10:
-            raise UserError("--reps must be 1..64 and --rounds 1..10")
+        insn_windows = int(getattr(args, "insn_windows", 3) or 0)
+        if not 1 <= reps <= 64 or not 1 <= rounds <= 10 or not 0 <= insn_windows <= 64:
+            raise UserError("--reps must be 1..64, --rounds 1..10, --insn-windows 0..64")
         base_kernel = getattr(args, "base_kernel", None)
         if base_kernel is not None and not Path(base_kernel).is_file():
             raise UserError(f"--base-kernel {base_kernel}: no such file")
         return cls(steps=steps, cold=cold,
                    with_base=bool(getattr(args, "with_base", False)),
                    base_kernel=Path(base_kernel).resolve() if base_kernel else None,
-                   reps=reps, rounds=rounds, verbose=bool(getattr(args, "verbose", False)))
+                   reps=reps, rounds=rounds, verbose=bool(getattr(args, "verbose", False)),
+                   insn_windows=insn_windows)
 
 
 # ------------------------------------------------------------- small parsers --
@@ -565,8 +572,13 @@ class GuestRunner(Protocol):
 
 
 def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *,
-                reps: int, rounds: int, timeout_s: float = 1200.0) -> list[dict[str, Any]]:
-    """``rounds`` x (sysctl 0 and 1, ABBA order; or once if the sysctl is absent)."""
+                reps: int, rounds: int, timeout_s: float = 1200.0,
+                insn: Any = None) -> list[dict[str, Any]]:
+    """``rounds`` x (sysctl 0 and 1, ABBA order; or once if the sysctl is absent).
+
+    ``insn``: a :class:`harness.insncount.Session` when the guest runs under the
+    instruction-counting plugin (adds ``-i N`` and each run's instruction windows).
+    """
     probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent", 30)
     current = (probe.stdout or "").strip()
     present = probe.exit_code == 0 and current.isdigit()
@@ -584,6 +596,8 @@ def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *
                     raise InfraError(f"hotpath: could not set the sysctl to {v}: "
                                      f"{(res.stderr or res.error or '').strip()[:160]}")
             argv = [str(program), "-r", str(reps)] + (["-H"] if r > 0 else [])
+            if insn is not None:
+                argv += insn.program_args()
             log.info("bench: hotpath on %s, sysctl %s, round %d", label,
                      "absent" if v is None else v, r + 1)
             start = time.monotonic()
@@ -595,6 +609,8 @@ def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *
             runs.append({"label": label, "round": r + 1, "sysctl": v, "exit_code": res.exit_code,
                          "duration_s": round(took, 2), "timed_out": bool(res.timed_out),
                          "tap": str(ktap_dir / f"{name}.tap"), **parsed})
+            if insn is not None:
+                insn.attach(runs[-1], res.stdout or "")
     finally:
         if present:
             guest.run(f"echo {current} > {SYSCTL_PATH}", 30)
@@ -613,9 +629,13 @@ class BootedGuest:
 
 
 @contextlib.contextmanager
-def booted_guest(opts: "Options", bzimage: Path, workdir: Path,
-                 budget_s: int = 3600) -> Iterator[BootedGuest]:
-    """Boot ``bzImage`` the way the pipeline does (same vng flags, disks, guest-setup)."""
+def booted_guest(opts: "Options", bzimage: Path, workdir: Path, budget_s: int = 3600,
+                 qemu_opts: Callable[[str], tuple[str, ...]] | None = None
+                 ) -> Iterator[BootedGuest]:
+    """Boot ``bzImage`` the way the pipeline does (same vng flags, disks, guest-setup).
+
+    ``qemu_opts(accel)``: extra QEMU options for the chosen accelerator.
+    """
     from harness import vm as vmmod
     from harness.errors import BootError
     from harness.ssh import Guest
@@ -626,7 +646,8 @@ def booted_guest(opts: "Options", bzimage: Path, workdir: Path,
     spec = vmmod.VmSpec(bzimage=bzimage, memory=opts.memory, cpus=opts.cpus, accel=accel.accel,
                         disks=(ext4, swap), budget_s=budget_s,
                         force_9p=not vmmod.virtiofsd_available(),
-                        tcg_multithread=opts.tcg_multithread)
+                        tcg_multithread=opts.tcg_multithread,
+                        qemu_opts=qemu_opts(accel.accel) if qemu_opts else ())
     vm = vmmod.Vm(spec, workdir)
     guest = None
     try:
@@ -661,8 +682,29 @@ KernelBench = Callable[[str, Path, Path, Path], tuple[dict[str, Any], list[dict[
 
 
 def default_kernel_bench(opts: "Options", cfg: BenchConfig) -> KernelBench:
+    from harness import insncount
+
+    plugin: list[insncount.Plugin] = []  # built once, for the first kernel
+
     def bench(label: str, bzimage: Path, program: Path, workdir: Path):
-        with booted_guest(opts, bzimage, workdir) as bg:
+        if not plugin:
+            plugin.append(insncount.prepare_plugin(opts.cache) if cfg.insn_windows else
+                          insncount.Plugin(None, "--insn-windows 0"))
+            log.info("bench: instruction counts: %s", plugin[0].reason)
+        session = insncount.Session(workdir / "insncount.out", cfg.insn_windows)
+        used: dict[str, Any] = plugin[0].describe()
+
+        def qemu_opts(accel: str) -> tuple[str, ...]:
+            if not plugin[0].ok:
+                return ()
+            if accel != "tcg":
+                used.update(disabled=True, reason=f"the guest runs under {accel}: "
+                            "TCG plugins count nothing there")
+                return ()
+            session.start()
+            return (plugin[0].qemu_arg(session.out),)
+
+        with booted_guest(opts, bzimage, workdir, qemu_opts=qemu_opts) as bg:
             console = bg.vm.console_text()
             boot = {"boot_to_ssh_s": bg.boot_to_ssh_s, "boot_to_shell_s": bg.boot_to_shell_s,
                     "accel": bg.accel, "guest_zero_s": bg.guest_zero_s,
@@ -670,8 +712,11 @@ def default_kernel_bench(opts: "Options", cfg: BenchConfig) -> KernelBench:
                     **boot_phases(console, bg.boot_to_ssh_s, guest_zero_s=bg.guest_zero_s,
                                   boot_to_shell_s=bg.boot_to_shell_s)}
             boot["host_loadavg_before"] = list(os.getloadavg())
+            boot["insn_plugin"] = used
             runs = run_hotpath(bg.guest, program, workdir / "ktap", label, reps=cfg.reps,
-                               rounds=cfg.rounds)
+                               rounds=cfg.rounds,
+                               insn=session if plugin[0].ok and not used.get("disabled")
+                               else None)
             boot["host_loadavg_after"] = list(os.getloadavg())
             dm = bg.guest.run("dmesg", 60)
             if dm.exit_code == 0:
@@ -1112,6 +1157,8 @@ class Bench:
         info["functional_failures"] = failures
         if "patched" in merged:
             info["ratios"] = hot_ratios(merged["patched"], merged.get("base"))
+            from harness import insncount
+            info["insn_ratios"] = insncount.ratios(merged["patched"], merged.get("base"))
 
     # -- cold --------------------------------------------------------------
 
@@ -1273,6 +1320,8 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"goal": f"hot path {row['case']} patched[{key}] / base",
                         "target": f">= {GOAL_HOT_RATIO}", "value": r, "unit": "x", "met": met,
                         "bound": bound})
+    from harness import insncount
+    out += insncount.goals(steps.get("hotpath", {}))
     return out
 
 
@@ -1398,6 +1447,8 @@ def render_markdown(data: dict[str, Any]) -> str:
                          f"{row.get('sysctl0_over_base', 'n/a')} | "
                          f"{row.get('sysctl1_over_base', 'n/a')} | "
                          f"{row.get('sysctl1_over_sysctl0', 'n/a')} |")
+        from harness import insncount
+        lines += insncount.markdown(hp)
         loads = [f"{lbl}: {', '.join(f'{x:.1f}' for x in hp[lbl]['boot'][k])}"
                  for lbl in ("patched", "base") for k in ("host_loadavg_after",)
                  if hp.get(lbl, {}).get("boot", {}).get(k)]

@@ -62,6 +62,8 @@ class VmSpec:
     force_9p: bool = False
     tcg_multithread: bool = False
     extra_append: tuple[str, ...] = ()
+    #: more QEMU options, each one ``--qemu-opts=`` (e.g. a TCG plugin: harness.insncount)
+    qemu_opts: tuple[str, ...] = ()
 
 
 def parse_memory(text: str) -> str:
@@ -111,6 +113,7 @@ def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[
         argv.append("--disable-kvm")
         if not spec.tcg_multithread:
             argv.append(f"--qemu-opts={TCG_QEMU_OPTS}")
+    argv += [f"--qemu-opts={o}" for o in spec.qemu_opts]
     argv += ["--", *(command or ["sleep", str(spec.budget_s)])]
     return argv
 

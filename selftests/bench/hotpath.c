@@ -11,6 +11,19 @@
  *   fault_ext4, fault_tmpfs  mmap the cached file, touch one byte per page,
  *                            munmap: page faults/s (minor faults counted with
  *                            getrusage) and MiB/s mapped
+ *   mark_accessed_ext4       the cost of one folio_mark_accessed() on a live
+ *                            memcg's folio: 1-byte pread()s alternating
+ *                            between two pages of a cached file (filemap_read()
+ *                            marks a folio accessed when a read moves to
+ *                            another folio) against the same loop on one page
+ *                            (no mark): reads/s of each, ns per mark
+ *
+ * With -i N, every hot-path case also runs N fixed-work windows (one pass
+ * over the file; mark_accessed: -n reads of each loop) between two marker
+ * instructions (see insn_mark()), for the QEMU plugin of recharge-harness
+ * (harness/insncount_plugin.c) that counts the guest instructions executed
+ * between them: "# insnwin case=C id=ID units=U unit=pages|reads" per
+ * window, in the order run.  Without the plugin the markers are no-ops.
  * Recharge throughput (need vm.recharge_offline_memcgs=1, else SKIP):
  *   offline_mapped_ext4, offline_mapped_shmem
  *                            a file charged to memcg A is mapped by a process
@@ -47,6 +60,7 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/utsname.h>
+#include <sched.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -65,6 +79,8 @@ static long zombie_size = RH_MB(2);
 static long min_sample_ms = 300;
 static long timeout_ms = 60000;
 static bool skip_hot, skip_recharge;
+static int insn_windows;		/* -i: instruction-count windows per hot case */
+static long mark_reads = 10000;		/* -n: preads per mark_accessed window */
 static int sysctl;
 static int kmsg_fd = -1;
 static char *top;	/* this run's parent cgroup */
@@ -112,6 +128,46 @@ static void report_value(const char *cs, const char *metric, const char *unit,
 			 double v)
 {
 	ktap_diag("bench %s %s value=%.1f unit=%s", cs, metric, v, unit);
+}
+
+/*
+ * Instruction-count markers: "nopl 0x5248XXYY(%rax)", a 7-byte no-op whose
+ * displacement carries op XX (1 start, 2 stop) and window id YY.  The QEMU
+ * plugin of the harness counts the instructions between a start and a stop
+ * of one id; anywhere else they do nothing.  The id is an immediate, hence
+ * one asm statement per (op, id).
+ */
+enum { WIN_READ_EXT4 = 1, WIN_READ_TMPFS, WIN_FAULT_EXT4, WIN_FAULT_TMPFS,
+       WIN_MARK_ALT, WIN_MARK_SAME };
+#define INSN_MARK(op, id)						\
+	case (op) << 8 | (id):						\
+		asm volatile(".byte 0x0f, 0x1f, 0x80\n\t.long %c0"		\
+			     :: "i" (0x52480000 | (op) << 8 | (id)) : "memory"); \
+		break
+
+static void insn_mark(int op, int id)
+{
+	switch (op << 8 | id) {
+	INSN_MARK(1, WIN_READ_EXT4); INSN_MARK(2, WIN_READ_EXT4);
+	INSN_MARK(1, WIN_READ_TMPFS); INSN_MARK(2, WIN_READ_TMPFS);
+	INSN_MARK(1, WIN_FAULT_EXT4); INSN_MARK(2, WIN_FAULT_EXT4);
+	INSN_MARK(1, WIN_FAULT_TMPFS); INSN_MARK(2, WIN_FAULT_TMPFS);
+	INSN_MARK(1, WIN_MARK_ALT); INSN_MARK(2, WIN_MARK_ALT);
+	INSN_MARK(1, WIN_MARK_SAME); INSN_MARK(2, WIN_MARK_SAME);
+	}
+}
+
+/* Stay on the current CPU: a window's count is that vCPU's. */
+static void pin_to_current_cpu(void)
+{
+	cpu_set_t set;
+	int cpu = sched_getcpu();
+
+	if (cpu < 0)
+		return;
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	sched_setaffinity(0, sizeof(set), &set);
 }
 
 static char *mkcg(const char *parent, const char *name, bool memory)
@@ -172,6 +228,8 @@ static int populate(const char *cg, const char *path, long len, bool blockfs)
 
 /* --------------------------------------------------------- hot path */
 
+enum hot_kind { HOT_READ, HOT_FAULT, HOT_MARK };
+
 struct hot_result {
 	int n;
 	int err;		/* errno of a functional failure, 0 if none */
@@ -179,37 +237,71 @@ struct hot_result {
 	double mibps[MAX_REPS];
 	double faults_ps[MAX_REPS];
 	double faults_per_rep;
+	double alt_ps[MAX_REPS];	/* mark_accessed: reads/s, two pages */
+	double same_ps[MAX_REPS];	/* mark_accessed: reads/s, one page */
+	int nwin;			/* instruction-count windows run */
+	int win_id[2 * MAX_REPS];
+	long win_units[2 * MAX_REPS];
+	long win_faults[2 * MAX_REPS];
 };
+
+/* One pass of sequential 64 KiB preads over the file; bytes read or -errno. */
+static long read_pass(int fd, long len)
+{
+	static char buf[65536];
+	long off;
+	ssize_t n;
+
+	for (off = 0; off < len; off += n) {
+		n = pread(fd, buf, sizeof(buf), off);
+		if (n < 0 && errno == EINTR) {
+			n = 0;
+			continue;
+		}
+		if (n <= 0)
+			return n < 0 ? -errno : -EIO;
+	}
+	return off;
+}
 
 /* Sequential 64 KiB preads over the whole file until @min_sample_ms passed. */
 static int read_sample(const char *path, long len, double *mibps)
 {
-	static char buf[65536];
 	double t0 = now_s(), el;
-	long done = 0, off;
-	ssize_t n;
+	long done = 0, n;
 	int fd;
 
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
 		return -errno;
 	do {
-		for (off = 0; off < len; off += n) {
-			n = pread(fd, buf, sizeof(buf), off);
-			if (n < 0 && errno == EINTR) {
-				n = 0;
-				continue;
-			}
-			if (n <= 0) {
-				close(fd);
-				return n < 0 ? -errno : -EIO;
-			}
-			done += n;
+		n = read_pass(fd, len);
+		if (n < 0) {
+			close(fd);
+			return n;
 		}
+		done += n;
 		el = now_s() - t0;
 	} while (el * 1000 < min_sample_ms);
 	close(fd);
 	*mibps = done / 1048576.0 / el;
+	return 0;
+}
+
+/* mmap, touch one byte per page, munmap; 0 or -errno. */
+static int fault_pass(int fd, long len)
+{
+	volatile char sink = 0;
+	long i;
+	char *p;
+
+	p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
+	if (p == MAP_FAILED)
+		return -errno;
+	for (i = 0; i < len; i += RH_PAGE)
+		sink += ((volatile char *)p)[i];
+	munmap(p, len);
+	(void)sink;
 	return 0;
 }
 
@@ -218,11 +310,9 @@ static int fault_sample(const char *path, long len, double *faults_ps,
 			double *mibps, double *faults_per_pass)
 {
 	struct rusage r0, r1;
-	volatile char sink = 0;
 	double t0, el;
-	long faults, passes = 0, i;
-	char *p;
-	int fd;
+	long faults, passes = 0;
+	int fd, ret;
 
 	fd = open(path, O_RDONLY);
 	if (fd < 0)
@@ -230,20 +320,16 @@ static int fault_sample(const char *path, long len, double *faults_ps,
 	getrusage(RUSAGE_SELF, &r0);
 	t0 = now_s();
 	do {
-		p = mmap(NULL, len, PROT_READ, MAP_SHARED, fd, 0);
-		if (p == MAP_FAILED) {
+		ret = fault_pass(fd, len);
+		if (ret) {
 			close(fd);
-			return -errno;
+			return ret;
 		}
-		for (i = 0; i < len; i += RH_PAGE)
-			sink += ((volatile char *)p)[i];
-		munmap(p, len);
 		passes++;
 		el = now_s() - t0;
 	} while (el * 1000 < min_sample_ms);
 	getrusage(RUSAGE_SELF, &r1);
 	close(fd);
-	(void)sink;
 	faults = r1.ru_minflt - r0.ru_minflt;
 	*faults_ps = faults / el;
 	*mibps = passes * (len / 1048576.0) / el;
@@ -251,11 +337,105 @@ static int fault_sample(const char *path, long len, double *faults_ps,
 	return 0;
 }
 
+/*
+ * @nr 1-byte preads: alternating between the file's first two pages (each
+ * read moves to another folio, so filemap_read() marks it accessed) or all
+ * on the first page (the same folio as the previous read: no mark).
+ */
+static int mark_loop(int fd, bool alternate, long nr)
+{
+	char c;
+	long i;
+
+	for (i = 0; i < nr; i++)
+		if (pread(fd, &c, 1, alternate && (i & 1) ? RH_PAGE : 0) != 1)
+			return errno ? -errno : -EIO;
+	return 0;
+}
+
+static int mark_sample(int fd, bool alternate, double *reads_ps)
+{
+	double t0 = now_s(), el;
+	long done = 0;
+	int ret;
+
+	do {
+		ret = mark_loop(fd, alternate, 1000);
+		if (ret)
+			return ret;
+		done += 1000;
+		el = now_s() - t0;
+	} while (el * 1000 < min_sample_ms);
+	*reads_ps = done / el;
+	return 0;
+}
+
+/* The instruction-count windows of a case (see insn_mark()); 0 or -errno. */
+static int insn_windows_run(const char *path, long len, enum hot_kind kind,
+			    int id, struct hot_result *res)
+{
+	struct rusage r0, r1;
+	int fd, k, ret = 0;
+
+	fd = open(path, O_RDONLY);
+	if (fd < 0)
+		return -errno;
+	pin_to_current_cpu();
+	/* One unmeasured pass on this CPU first (the first window counted less). */
+	if (kind == HOT_MARK)
+		ret = mark_loop(fd, true, mark_reads);
+	else if (kind == HOT_FAULT)
+		ret = fault_pass(fd, len);
+	else
+		ret = read_pass(fd, len) < 0 ? -EIO : 0;
+	for (k = 0; k < insn_windows && !ret; k++) {
+		int i = res->nwin;
+
+		getrusage(RUSAGE_SELF, &r0);
+		if (kind == HOT_MARK) {
+			insn_mark(1, WIN_MARK_ALT);
+			ret = mark_loop(fd, true, mark_reads);
+			insn_mark(2, WIN_MARK_ALT);
+			if (!ret) {
+				res->win_id[i] = WIN_MARK_ALT;
+				res->win_units[i] = mark_reads;
+				i++;
+				insn_mark(1, WIN_MARK_SAME);
+				ret = mark_loop(fd, false, mark_reads);
+				insn_mark(2, WIN_MARK_SAME);
+				res->win_id[i] = WIN_MARK_SAME;
+				res->win_units[i] = mark_reads;
+			}
+		} else if (kind == HOT_FAULT) {
+			insn_mark(1, id);
+			ret = fault_pass(fd, len);
+			insn_mark(2, id);
+			res->win_id[i] = id;
+			res->win_units[i] = len / RH_PAGE;
+		} else {
+			long n;
+
+			insn_mark(1, id);
+			n = read_pass(fd, len);
+			insn_mark(2, id);
+			ret = n < 0 ? (int)n : 0;
+			res->win_id[i] = id;
+			res->win_units[i] = len / RH_PAGE;
+		}
+		getrusage(RUSAGE_SELF, &r1);
+		res->win_faults[i] = r1.ru_minflt - r0.ru_minflt;
+		res->nwin = i + 1;
+	}
+	close(fd);
+	return ret;
+}
+
 /* Runs in a child attached to the live memcg; results in shared memory. */
-static int hot_child(const char *path, long len, bool fault, struct hot_result *res)
+static int hot_child(const char *path, long len, enum hot_kind kind, int id,
+		     struct hot_result *res)
 {
 	double dummy;
-	int i, ret;
+	int i, ret, fd;
 
 	/* The page cache is charged to this memcg: create and read it here. */
 	if (fill_file(path, len, true))
@@ -263,22 +443,48 @@ static int hot_child(const char *path, long len, bool fault, struct hot_result *
 	ret = read_sample(path, len, &dummy);	/* warm: everything cached */
 	if (ret)
 		return -ret;
-	for (i = 0; i < res->n; i++) {
-		ret = fault ? fault_sample(path, len, &res->faults_ps[i],
-					   &res->mibps[i], &res->faults_per_rep) :
-			      read_sample(path, len, &res->mibps[i]);
+	if (kind == HOT_MARK) {
+		fd = open(path, O_RDONLY);
+		if (fd < 0)
+			return errno;
+		for (i = 0; i < res->n && !ret; i++) {
+			ret = mark_sample(fd, true, &res->alt_ps[i]);
+			if (!ret)
+				ret = mark_sample(fd, false, &res->same_ps[i]);
+		}
+		close(fd);
+		if (ret)
+			return -ret;
+	}
+	for (i = 0; i < res->n && kind != HOT_MARK; i++) {
+		ret = kind == HOT_FAULT ?
+			fault_sample(path, len, &res->faults_ps[i], &res->mibps[i],
+				     &res->faults_per_rep) :
+			read_sample(path, len, &res->mibps[i]);
+		if (ret)
+			return -ret;
+	}
+	if (insn_windows) {
+		ret = insn_windows_run(path, len, kind, id, res);
 		if (ret)
 			return -ret;
 	}
 	return 0;
 }
 
-static int case_hot(const char *name, bool blockfs, bool fault)
+static const char *hot_cases[] = {
+	[WIN_READ_EXT4] = "read_ext4", [WIN_READ_TMPFS] = "read_tmpfs",
+	[WIN_FAULT_EXT4] = "fault_ext4", [WIN_FAULT_TMPFS] = "fault_tmpfs",
+	[WIN_MARK_ALT] = "mark_accessed_ext4", [WIN_MARK_SAME] = "mark_accessed_ext4",
+};
+
+static int case_hot(const char *name, bool blockfs, enum hot_kind kind, int id)
 {
 	char why[200], path[PATH_MAX], *live = NULL;
+	long len = kind == HOT_MARK ? 2 * RH_PAGE : file_size;
 	struct hot_result *res;
 	const char *dir;
-	int status, ret = RH_FAIL;
+	int status, ret = RH_FAIL, i;
 	pid_t pid;
 
 	if (skip_hot)
@@ -305,7 +511,7 @@ static int case_hot(const char *name, bool blockfs, bool fault)
 	if (pid == 0) {
 		if (cg_enter_current(live))
 			_exit(125);
-		res->err = hot_child(path, file_size, fault, res);
+		res->err = hot_child(path, len, kind, id, res);
 		res->cached_kb = cg_stat(live, blockfs ? "file" : "shmem") / 1024;
 		_exit(0);
 	}
@@ -315,22 +521,35 @@ static int case_hot(const char *name, bool blockfs, bool fault)
 		goto out;
 	}
 	if (res->err) {
-		ret = rh_fail("%s on %s: %s", fault ? "mmap/touch" : "read", path,
+		ret = rh_fail("%s on %s: %s",
+			      kind == HOT_FAULT ? "mmap/touch" : "read", path,
 			      strerror(res->err));
 		goto out;
 	}
-	ktap_diag("%s: %ld MiB file on %s, %ld KiB of it charged to the live memcg, %d repetitions of >= %ld ms",
-		  name, file_size >> 20, dir, res->cached_kb, reps, min_sample_ms);
-	if (res->cached_kb * 1024 < file_size * 9 / 10)
+	ktap_diag("%s: %ld KiB file on %s, %ld KiB of it charged to the live memcg, %d repetitions of >= %ld ms",
+		  name, len >> 10, dir, res->cached_kb, reps, min_sample_ms);
+	if (res->cached_kb * 1024 < len * 9 / 10)
 		ktap_diag("%s: note: the file is not fully charged to the reader's memcg (cached elsewhere?)",
 			  name);
-	if (fault) {
+	if (kind == HOT_FAULT) {
 		report_samples(name, "faults_per_s", "faults/s", res->faults_ps, reps);
 		report_samples(name, "mapped_MiBps", "MiB/s", res->mibps, reps);
 		report_value(name, "faults_per_pass", "faults", res->faults_per_rep);
+	} else if (kind == HOT_MARK) {
+		double ns[MAX_REPS];
+
+		for (i = 0; i < reps; i++)
+			ns[i] = 1e9 / res->alt_ps[i] - 1e9 / res->same_ps[i];
+		report_samples(name, "alt_reads_per_s", "reads/s", res->alt_ps, reps);
+		report_samples(name, "same_reads_per_s", "reads/s", res->same_ps, reps);
+		report_samples(name, "ns_per_mark", "ns", ns, reps);
 	} else {
 		report_samples(name, "read_MiBps", "MiB/s", res->mibps, reps);
 	}
+	for (i = 0; i < res->nwin; i++)
+		ktap_diag("insnwin case=%s id=%d units=%ld unit=%s faults=%ld",
+			  hot_cases[res->win_id[i]], res->win_id[i], res->win_units[i],
+			  kind == HOT_MARK ? "reads" : "pages", res->win_faults[i]);
 	ret = RH_PASS;
 out:
 	unlink(path);
@@ -341,22 +560,27 @@ out:
 
 static int case_read_ext4(void)
 {
-	return case_hot("read_ext4", true, false);
+	return case_hot("read_ext4", true, HOT_READ, WIN_READ_EXT4);
 }
 
 static int case_read_tmpfs(void)
 {
-	return case_hot("read_tmpfs", false, false);
+	return case_hot("read_tmpfs", false, HOT_READ, WIN_READ_TMPFS);
 }
 
 static int case_fault_ext4(void)
 {
-	return case_hot("fault_ext4", true, true);
+	return case_hot("fault_ext4", true, HOT_FAULT, WIN_FAULT_EXT4);
 }
 
 static int case_fault_tmpfs(void)
 {
-	return case_hot("fault_tmpfs", false, true);
+	return case_hot("fault_tmpfs", false, HOT_FAULT, WIN_FAULT_TMPFS);
+}
+
+static int case_mark_accessed_ext4(void)
+{
+	return case_hot("mark_accessed_ext4", true, HOT_MARK, WIN_MARK_ALT);
 }
 
 /* -------------------------------------------------- recharge throughput */
@@ -576,6 +800,7 @@ static const struct {
 	{ "read_tmpfs", case_read_tmpfs },
 	{ "fault_ext4", case_fault_ext4 },
 	{ "fault_tmpfs", case_fault_tmpfs },
+	{ "mark_accessed_ext4", case_mark_accessed_ext4 },
 	{ "offline_mapped_ext4", case_offline_mapped_ext4 },
 	{ "offline_mapped_shmem", case_offline_mapped_shmem },
 	{ "deferred_read_ext4", case_deferred_read_ext4 },
@@ -587,17 +812,20 @@ static const struct {
 static void usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [-r REPS] [-s MiB] [-m MiB] [-z N] [-Z MiB] [-t MS] [-T MS] [-H | -R] [-l] [CASE...]\n"
+		"usage: %s [-r REPS] [-s MiB] [-m MiB] [-z N] [-Z MiB] [-t MS] [-T MS] [-i N] [-n N] [-H | -R] [-l] [CASE...]\n"
 		"  -r REPS  hot-path repetitions (default %d, max %d)\n"
 		"  -s MiB   hot-path file size (default %ld)\n"
 		"  -m MiB   recharge file size (default %ld)\n"
 		"  -z N     zombie memcgs (default %d), -Z MiB each (default %ld)\n"
 		"  -t MS    minimum duration of one hot-path sample (default %ld)\n"
 		"  -T MS    recharge wait budget (default %ld; extended while progressing)\n"
+		"  -i N     instruction-count windows per hot-path case (default 0; for the\n"
+		"           QEMU plugin of recharge-harness, no-ops without it)\n"
+		"  -n N     preads per mark_accessed window (default %ld)\n"
 		"  -H       hot-path cases only, -R recharge cases only\n"
 		"  -l       list the cases\n",
 		prog, reps, MAX_REPS, file_size >> 20, recharge_size >> 20,
-		nr_zombies, zombie_size >> 20, min_sample_ms, timeout_ms);
+		nr_zombies, zombie_size >> 20, min_sample_ms, timeout_ms, mark_reads);
 }
 
 int main(int argc, char **argv)
@@ -607,7 +835,7 @@ int main(int argc, char **argv)
 	struct utsname u;
 	int i, j, opt, nr_sel = 0, res;
 
-	while ((opt = getopt(argc, argv, "r:s:m:z:Z:t:T:HRlh")) != -1) {
+	while ((opt = getopt(argc, argv, "r:s:m:z:Z:t:T:i:n:HRlh")) != -1) {
 		switch (opt) {
 		case 'r':
 			reps = atoi(optarg);
@@ -630,6 +858,12 @@ int main(int argc, char **argv)
 		case 'T':
 			timeout_ms = atol(optarg);
 			break;
+		case 'i':
+			insn_windows = atoi(optarg);
+			break;
+		case 'n':
+			mark_reads = atol(optarg);
+			break;
 		case 'H':
 			skip_recharge = true;
 			break;
@@ -647,7 +881,8 @@ int main(int argc, char **argv)
 	}
 	if (reps < 1 || reps > MAX_REPS || file_size < RH_MB(1) ||
 	    recharge_size < RH_MB(1) || nr_zombies < 1 || nr_zombies > 200 ||
-	    zombie_size < RH_MB(1) || min_sample_ms < 0 || timeout_ms < 1000) {
+	    zombie_size < RH_MB(1) || min_sample_ms < 0 || timeout_ms < 1000 ||
+	    insn_windows < 0 || insn_windows > MAX_REPS || mark_reads < 2) {
 		usage(argv[0]);
 		return 2;
 	}
