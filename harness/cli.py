@@ -127,6 +127,10 @@ def _add_common(sp: argparse.ArgumentParser, name: str) -> None:
     if name in ("test", "run"):
         g.add_argument("--suite", action="append", default=[], metavar="NAME",
                        help="run only this suite (repeatable; e.g. test_memcontrol, recharge)")
+        g.add_argument("--case", action="append", default=[], metavar="NAME",
+                       help="run only this case of the project's programs (repeatable; e.g. "
+                            "lru_hold): only the suites that have it run, each with just "
+                            "the selected cases, and the inventory expects just those")
         g.add_argument("--stress-seconds", type=_positive_int, metavar="N",
                        help="duration of the scenarios' stress case (default 60)")
         g.add_argument("--shard", metavar="I/N",
@@ -152,7 +156,9 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
     memory = vm.parse_memory(getattr(args, "memory", "3G"))
     from harness.suites import select_suites
 
-    chosen = select_suites(list(getattr(args, "suite", []) or []) or None)  # bad names fail fast
+    cases = tuple(getattr(args, "case", []) or ())
+    chosen = select_suites(list(getattr(args, "suite", []) or []) or None,
+                           cases=cases)  # bad names fail fast
     suites = tuple(getattr(args, "suite", []) or ())
     shard_text = getattr(args, "shard", None)
     if shard_text:
@@ -180,6 +186,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         jobs=getattr(args, "jobs", None),
         profile=getattr(args, "profile", DEFAULT_PROFILE),
         suites=suites,
+        cases=cases,
         shard=shard_text or None,
         stress_s=getattr(args, "stress_seconds", None),
         keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),

@@ -204,6 +204,21 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="directory of mutant patches (default: <project>/mutants)")
     g.add_argument("--mutant", action="append", default=[], metavar="NAME",
                    help="only this mutant (file name without .patch; repeatable)")
+    g.add_argument("--targeted", action="store_true",
+                   help="run each mutant against its Expect-killed-by cases only (--case), "
+                        "not the whole suites: minutes instead of a quarter hour each; a "
+                        "survivor then only says those cases miss it")
+
+
+def targeted_args(m: Mutant, args: argparse.Namespace) -> list[str]:
+    """``--case`` for each Expect-killed-by name that is a case of the project's
+    suites, with ``--targeted``; nothing otherwise (the whole suites run)."""
+    if not getattr(args, "targeted", False):
+        return []
+    from harness.suites import SUITES
+
+    known = {c for s in SUITES if s.origin == "own" for c in s.cases}
+    return [x for c in m.expect if c in known for x in ("--case", c)]
 
 
 def run_mutants(opts: "Options", args: argparse.Namespace, run_dir: Path,
@@ -219,7 +234,8 @@ def run_mutants(opts: "Options", args: argparse.Namespace, run_dir: Path,
         log.info("mutants: [%d/%d] %s", i, len(mutants), m.name)
         series = mutant_series(series_file, m, run_dir / "series" / m.name)
         start = time.monotonic()
-        child = run(f"mutant {m.name}", ["run", "--series", str(series), *fwd],
+        child = run(f"mutant {m.name}", ["run", "--series", str(series), *fwd,
+                                         *targeted_args(m, args)],
                     run_dir / "runs" / m.name, run_dir / "runs" / f"{m.name}.log")
         res = judge(m, child)
         res.duration_s = time.monotonic() - start

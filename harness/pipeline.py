@@ -57,6 +57,8 @@ class Options:
     jobs: int | None = None
     profile: str = DEFAULT_PROFILE
     suites: tuple[str, ...] = ()
+    #: --case: only these cases of the project's programs (see suites.select_suites)
+    cases: tuple[str, ...] = ()
     shard: str | None = None  # "I/N" when --shard chose ``suites``
     stress_s: int | None = None  # --stress-seconds for the scenarios' stress case
     keep_vm_on_failure: bool = False
@@ -378,7 +380,7 @@ class Pipeline:
     def _boot_and_test(self) -> None:
         o, c = self.o, self.ctx
         assert c.bzimage is not None
-        selected = suitesmod.select_suites(list(o.suites) or None)
+        selected = suitesmod.select_suites(list(o.suites) or None, cases=o.cases)
         with self.stage("boot", "vm/console.log") as st:
             if shutil.which("qemu-system-x86_64") is None:
                 raise InfraError("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
@@ -503,7 +505,8 @@ class Pipeline:
         if self.wants("suites"):
             got = {r.name for r in c.runs}
             try:
-                selected = suitesmod.select_suites(list(self.o.suites) or None)
+                selected = suitesmod.select_suites(list(self.o.suites) or None,
+                                                   cases=self.o.cases)
             except UserError:
                 selected = []
             for s in selected:

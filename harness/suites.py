@@ -172,8 +172,35 @@ SUITES: tuple[Suite, ...] = (
 )
 
 
-def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES) -> list[Suite]:
-    """``--suite`` selection: exact names, or a base name matching all its variants."""
+def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES,
+                  cases: tuple[str, ...] = ()) -> list[Suite]:
+    """``--suite`` selection: exact names, or a base name matching all its variants;
+    then ``--case``: see :func:`narrow_to_cases`."""
+    chosen = _select_by_name(names, table)
+    return narrow_to_cases(chosen, cases) if cases else chosen
+
+
+def narrow_to_cases(suites: list[Suite], cases: tuple[str, ...]) -> list[Suite]:
+    """Only the suites of the project's programs that have one of ``cases``, each
+    running just those (``-t NAME``, which both programs take) and expecting just
+    those.  The kernel's programs cannot run single cases and are dropped."""
+    known = {n for s in suites for n in s.cases}
+    unknown = [c for c in cases if c not in known]
+    if unknown:
+        raise UserError(f"--case {unknown[0]!r}: no selected suite of the project's programs "
+                        "has it (harness/suites.py lists the cases)")
+    out: list[Suite] = []
+    for s in suites:
+        mine = tuple(c for c in s.cases if c in cases)
+        if s.origin != "own" or not mine:
+            continue
+        args = s.args + tuple(x for c in mine for x in ("-t", c))
+        out.append(replace(s, args=args, cases=mine,
+                           feature_cases=tuple(c for c in s.feature_cases if c in mine)))
+    return out
+
+
+def _select_by_name(names: list[str] | None, table: tuple[Suite, ...]) -> list[Suite]:
     if not names:
         return list(table)
     chosen: list[Suite] = []

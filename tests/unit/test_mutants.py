@@ -115,3 +115,15 @@ def test_no_mutants_or_unknown_name_is_bad_input(tmp_path, capsys) -> None:  # t
 def test_project_mutants_readme_exists() -> None:
     readme = Path(__file__).resolve().parents[2] / "mutants" / "README"
     assert "Expect-killed-by:" in readme.read_text()
+
+
+def test_targeted_runs_only_the_expected_cases_that_exist(tmp_path):
+    import argparse
+
+    from harness.mutants import Mutant, targeted_args
+
+    m = Mutant("x", tmp_path / "x.patch", expect=("lru_hold", "test_memcg_recharge",
+                                                   "shmem_read_after"))
+    assert targeted_args(m, argparse.Namespace(targeted=False)) == []
+    assert targeted_args(m, argparse.Namespace(targeted=True)) == [
+        "--case", "lru_hold", "--case", "shmem_read_after"]

@@ -238,3 +238,28 @@ def test_known_failure_that_passes_is_xpass_reported_not_failing(tmp_path: Path)
     assert case.known == "xpass"
     text = render_summary([run], [])
     assert "XPASS" in text and "test_percpu_basic" in text and "(exit 0)" in text
+
+
+def test_case_selection_narrows_the_project_suites_and_their_inventory():
+    from harness.suites import select_suites
+
+    got = select_suites(None, cases=("lru_hold", "shmem_read_after"))
+    names = [s.name for s in got]
+    assert names == ["recharge[sysctl=1]", "recharge[sysctl=0]",
+                     "scenarios[sysctl=1]", "scenarios[sysctl=0]"]
+    sc = got[2]
+    assert sc.cases == ("lru_hold",) and sc.feature_cases == ("lru_hold",)
+    assert sc.args[-2:] == ("-t", "lru_hold")
+    assert got[0].cases == ("shmem_read_after",)
+    # --control stays first for the control variant
+    assert got[1].args[0] == "--control"
+
+
+def test_case_selection_rejects_an_unknown_case():
+    import pytest as _pytest
+
+    from harness.errors import UserError
+    from harness.suites import select_suites
+
+    with _pytest.raises(UserError, match="no_such_case"):
+        select_suites(["recharge"], cases=("no_such_case",))
