@@ -30,6 +30,7 @@ char *sc_top;
 
 int sysctl;		/* value at start, -1 if missing */
 bool expect;		/* recharging expected */
+bool observing;		/* sysctl missing: observe only */
 char shmem_dir[128];	/* tmpfs for shmem cases */
 bool have_scratch;
 static bool private_ns;
