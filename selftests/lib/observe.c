@@ -246,7 +246,7 @@ void obs_oom_kv(struct obs_line *l, const char *cg, long sys0)
 	obs_long(l, "oom", cg ? cg_read_key(cg, "memory.events", "oom") : -1);
 	obs_long(l, "oom_kill",
 		 cg ? cg_read_key(cg, "memory.events", "oom_kill") : -1);
-	obs_long(l, "oom_kill_sys", obs_oom_kill_sys() - sys0);
+	obs_long(l, "oom_kill_sys", sys0 < 0 ? -1 : obs_oom_kill_sys() - sys0);
 }
 
 long obs_now_us(void)

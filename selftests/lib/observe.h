@@ -100,7 +100,7 @@ void obs_counters_kv(struct obs_line *l, const struct rh_counters *before);
 /*
  * oom= oom_kill= from @cg's memory.events (hierarchical: the removed
  * children and the users below @cg are included) and oom_kill_sys= (the
- * /proc/vmstat oom_kill delta since @sys0).
+ * /proc/vmstat oom_kill delta since @sys0; -1 if @sys0 < 0).
  */
 void obs_oom_kv(struct obs_line *l, const char *cg, long sys0);
 

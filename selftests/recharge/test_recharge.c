@@ -514,6 +514,7 @@ out:
 static int run_checked(struct setup *s, enum scenario sc, const char *name)
 {
 	long baseline = cg_nr_dying(top), t0 = now_ms();
+	long sys0 = obs_oom_kill_sys();
 	int ret, checks, kmsg;
 	struct obs_line l;
 	bool leaked;
@@ -534,6 +535,7 @@ static int run_checked(struct setup *s, enum scenario sc, const char *name)
 	obs_long(&l, "leak", leaked);
 	obs_long(&l, "kmsg", kmsg);
 	obs_long(&l, "case_ms", now_ms() - t0);
+	obs_oom_kv(&l, NULL, sys0);
 	obs_end(&l);
 	if (observing && ret != RH_SKIP)
 		ret = rh_skip(OBS_SKIP_REASON);

@@ -46,6 +46,8 @@ extern bool expect;		/* recharging expected */
  * the runner reports SKIP whatever the case's checks said.
  */
 extern bool observing;
+/* The case the runner is running (for "# observe" lines). */
+extern const char *cur_case;
 #define OBS_SKIP_REASON "the kernel has no vm.recharge_offline_memcgs; observed only"
 extern char shmem_dir[128];	/* tmpfs for shmem cases ("" if none) */
 extern bool have_scratch;	/* block filesystem at SCRATCH_DIR */

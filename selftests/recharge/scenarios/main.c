@@ -84,10 +84,11 @@ static bool leak_check(const char *name, long baseline)
  * sysctl value: what the case's own checks said (checks=pass|fail|skip;
  * with the sysctl missing they are the control checks where the case has
  * no observe mode of its own), whether its removed memcgs were freed
- * (leak=0|1), suspicious kernel log lines (kmsg=N), the case's duration.
+ * (leak=0|1), suspicious kernel log lines (kmsg=N), the case's duration,
+ * OOM kills anywhere while it ran (oom_kill_sys; oom= oom_kill= are -1).
  */
 static void observe_run(const char *name, int checks, bool leaked, int kmsg,
-			long ms)
+			long ms, long sys0)
 {
 	struct obs_line l;
 
@@ -98,6 +99,7 @@ static void observe_run(const char *name, int checks, bool leaked, int kmsg,
 	obs_long(&l, "leak", leaked);
 	obs_long(&l, "kmsg", kmsg);
 	obs_long(&l, "case_ms", ms);
+	obs_oom_kv(&l, NULL, sys0);
 	obs_end(&l);
 }
 
@@ -205,7 +207,7 @@ int main(int argc, char **argv)
 	};
 	const char *only[32];
 	int nr_only = 0, i, j, opt, nr_sel = 0, res;
-	long baseline, t0;
+	long baseline, t0, sys0;
 	bool sel[NR_CASES], leaked;
 	int checks, kmsg;
 	char why[256] = "";
@@ -305,6 +307,8 @@ int main(int argc, char **argv)
 			baseline = cg_nr_dying(sc_top);
 			cg_rmlog_reset();
 			t0 = now_ms();
+			sys0 = obs_oom_kill_sys();
+			cur_case = cases[i].name;
 			res = cases[i].fn();
 			checks = res;
 			/* Another case may have changed it: put it back. */
@@ -318,7 +322,7 @@ int main(int argc, char **argv)
 			if (kmsg && res == RH_PASS && !observing)
 				res = rh_fail("suspicious kernel log messages");
 			observe_run(cases[i].name, checks, leaked, kmsg,
-				    now_ms() - t0);
+				    now_ms() - t0, sys0);
 			if (observing && res != RH_SKIP) {
 				ktap_diag("%s: observed only (the case's own checks: %s)",
 					  cases[i].name,
