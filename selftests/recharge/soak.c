@@ -290,8 +290,12 @@ static void start_gen(struct gen *g, long n, int secs)
 		if (g->noswap)
 			cg_write(g->cg, "memory.swap.max", "0");
 	}
-	/* The next usable mix (limited: the next file mix). */
-	for (i = 0, m = n % NR_MIXES; i < NR_MIXES; i++, m = (m + 1) % NR_MIXES)
+	/*
+	 * The next usable mix (limited: the next file mix), each kind
+	 * rotating through the table on its own.
+	 */
+	m = (g->limited ? st.limited : st.started - st.limited) % NR_MIXES;
+	for (i = 0; i < NR_MIXES; i++, m = (m + 1) % NR_MIXES)
 		if (mixes[m].ok && (!g->limited || mixes[m].file))
 			break;
 	if (i == NR_MIXES) {
