@@ -714,10 +714,20 @@ static const char * const kmsg_bad[] = {
 	NULL,
 };
 
-int kmsg_scan(int fd, const char *tag)
+bool kmsg_suspicious(const char *msg)
+{
+	int i;
+
+	for (i = 0; kmsg_bad[i]; i++)
+		if (strstr(msg, kmsg_bad[i]))
+			return true;
+	return false;
+}
+
+int kmsg_read(int fd, void (*fn)(const char *msg, void *ctx), void *ctx)
 {
 	char rec[8192], *msg;
-	int bad = 0, i;
+	int nr = 0;
 	ssize_t n;
 
 	if (fd < 0)
@@ -732,16 +742,34 @@ int kmsg_scan(int fd, const char *tag)
 		msg = strchr(rec, ';');
 		msg = msg ? msg + 1 : rec;
 		msg[strcspn(msg, "\n")] = 0;
-		for (i = 0; kmsg_bad[i]; i++) {
-			if (strstr(msg, kmsg_bad[i])) {
-				if (bad < 20)
-					ktap_diag("%s: kernel log: %s", tag, msg);
-				bad++;
-				break;
-			}
-		}
+		fn(msg, ctx);
+		nr++;
 	}
-	return bad;
+	return nr;
+}
+
+struct kmsg_scan_ctx {
+	const char *tag;
+	int bad;
+};
+
+static void kmsg_scan_one(const char *msg, void *ctx)
+{
+	struct kmsg_scan_ctx *c = ctx;
+
+	if (!kmsg_suspicious(msg))
+		return;
+	if (c->bad < 20)
+		ktap_diag("%s: kernel log: %s", c->tag, msg);
+	c->bad++;
+}
+
+int kmsg_scan(int fd, const char *tag)
+{
+	struct kmsg_scan_ctx c = { tag, 0 };
+
+	kmsg_read(fd, kmsg_scan_one, &c);
+	return c.bad;
 }
 
 /* ---------------------------------------------------------------- agents */

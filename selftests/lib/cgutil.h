@@ -167,6 +167,14 @@ int kmsg_open(void);
  * how many there were.
  */
 int kmsg_scan(int fd, const char *tag);
+/* True if a kernel log message is one kmsg_scan() reports. */
+bool kmsg_suspicious(const char *msg);
+/*
+ * Calls @fn on the text of each record added since the last call (for a
+ * scan that must judge records in context, e.g. tell an expected memcg
+ * OOM report from others); returns how many there were.
+ */
+int kmsg_read(int fd, void (*fn)(const char *msg, void *ctx), void *ctx);
 
 /* ---------------------------------------------------------------- agents */
 

@@ -22,9 +22,13 @@
  * amount is reported).  The new owner keeps accessing the file until the
  * deadline: recharging on access is best effort per access.
  *
- * SKIPs when vm.recharge_offline_memcgs is 0 or missing, unless --control
- * is given: then (sysctl 0 or missing) every case asserts the opposite, the
- * memory stays with the dead cgroup.
+ * SKIPs when vm.recharge_offline_memcgs is 0, unless --control is given:
+ * then every case asserts the opposite, the memory stays with the dead
+ * cgroup.  When the kernel has no such sysctl (6.12 as released, upstream
+ * kernels that reparent a dead memcg's folios to its parent), with or
+ * without --control, every case runs, asserts nothing and reports SKIP
+ * ("observed only").  At every value each case prints "# observe" lines
+ * (format in selftests/README): where child1's memory went.
  *
  * The global counters are checked too: recharge_pgs_moved grows by at
  * least the pages that reached child2 (minus FS_METADATA_SLACK), scanned >=
@@ -54,6 +58,7 @@
 #include <unistd.h>
 
 #include "../lib/cgutil.h"
+#include "../lib/observe.h"
 
 #define SCRATCH_DIR	"/mnt/rhscratch"
 #define SHMEM_DIR	"/run/rhtmp"
@@ -78,6 +83,14 @@ static struct setup setups[2] = {
 
 static long file_size = RH_MB(50);
 static bool control_mode;
+/*
+ * The kernel has no vm.recharge_offline_memcgs: each case runs as in
+ * control mode but asserts nothing, prints its "# observe" line and
+ * reports SKIP (OBS_SKIP_REASON).
+ */
+static bool observing;
+#define OBS_SKIP_REASON "the kernel has no vm.recharge_offline_memcgs; observed only"
+static int sysctl_val;
 static long timeout_ms;
 static long settle_ms = 3000;
 static long leak_timeout_ms = 30000;
@@ -148,6 +161,11 @@ static long probe_residual(void *ctx)
 	return a - b;
 }
 
+static long probe_dying(void *ctx)
+{
+	return cg_nr_dying(ctx);
+}
+
 #define PASS_WAIT_MS	1000
 #define FS_METADATA_SLACK	(16 * RH_PAGE)
 
@@ -184,16 +202,68 @@ static long do_pass(struct agent *ag, enum scenario sc, const char *path,
 	return -EINVAL;
 }
 
+/*
+ * The "# observe" line of a case, printed once the new owner's accesses
+ * are over (whatever the verdict): where child1's memory is (user: what
+ * child2 gained of the key; parent/dead: obs_split_kv() of the parent's
+ * key minus child2's), the dying count (child1 is the only memcg that can
+ * die below the parent), OOM events, counters since the removal, and the
+ * throughput of child2's first access after the removal (for
+ * mapped_before, of its map before the removal).
+ */
+struct case_obs {
+	const char *name;
+	struct setup *s;
+	const char *parent, *c2;
+	long removed, user0, t0, sys0;
+	const char *access;
+	long access_bytes, access_us;
+	struct obs_sampler smp;
+	struct rh_counters before;
+};
+
+static void observe_case(struct case_obs *o)
+{
+	long p = cg_stat(o->parent, o->s->key), u = cg_stat(o->c2, o->s->key);
+	long r = p < 0 || u < 0 ? LONG_MIN + 1 : p - u;
+	long dying = cg_nr_dying(o->parent);
+	struct obs_line l;
+
+	obs_begin(&l, o->name, NULL);
+	obs_long(&l, "sysctl", sysctl_val);
+	obs_kv(&l, "stat", "%s", o->s->key);
+	obs_long(&l, "removed", o->removed);
+	obs_long(&l, "user", u - o->user0);
+	obs_split_kv(&l, r, dying, 0);
+	obs_long(&l, "gone", o->removed - (u - o->user0) - r);
+	obs_long(&l, "dying_base", 0);
+	obs_long(&l, "dying_end", dying);
+	obs_long(&l, "t_nodying_ms",
+		 obs_nodying_ms(&o->smp, o->parent, o->t0, 0));
+	obs_long(&l, "window_ms", now_ms() - o->t0);
+	obs_oom_kv(&l, o->parent, o->sys0);
+	obs_access_kv(&l, o->access, o->access_bytes, o->access_us);
+	obs_counters_kv(&l, &o->before);
+	obs_sampler_free(&o->smp);
+	obs_end(&l);
+}
+
 static int run_case(struct setup *s, enum scenario sc, const char *name)
 {
 	char *parent = NULL, *c1 = NULL, *c2 = NULL, path[PATH_MAX], tag[64];
 	struct agent a1 = { .pid = -1 }, a2 = { .pid = -1 };
-	bool expect = !control_mode, is_file = !strcmp(s->key, "file");
+	bool expect = !control_mode && !observing;
+	bool is_file = !strcmp(s->key, "file");
 	struct rh_counters before, d;
 	struct stat_probe sp;
 	struct residual_probe rp;
-	long v, cur, t0, slot = -1, mb = file_size >> 20, last_pass_val = -1;
+	long v, cur, t0 = -1, slot = -1, mb = file_size >> 20, last_pass_val = -1;
 	int ret = RH_FAIL, passes;
+	struct case_obs ob = {
+		.name = name, .s = s, .sys0 = obs_oom_kill_sys(),
+		.access = scenario_names[sc], .access_bytes = file_size,
+		.access_us = -1, .smp = { .pid = -1 },
+	};
 
 	if (s->unavailable[0])
 		return rh_skip("%s", s->unavailable);
@@ -255,7 +325,10 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 		goto out;
 	}
 	if (sc == MAPPED_BEFORE) {
+		ob.access = "map_before";
+		ob.access_us = obs_now_us();
 		slot = agent_do(&a2, AG_MAP, path, 0, file_size, AGF_POPULATE);
+		ob.access_us = obs_now_us() - ob.access_us;
 		if (slot < 0) {
 			ret = rh_fail("mapping %s: %s", path, strerror(-slot));
 			goto out;
@@ -272,12 +345,20 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 	}
 
 	/* Offline C1. */
+	ob.removed = cg_stat(c1, s->key);
+	ob.user0 = v;
+	ob.parent = parent;
+	ob.c2 = c2;
 	rh_counters_read(&before);
 	if (cg_rmdir(c1)) {
 		ret = rh_fail("rmdir %s: %s", c1, strerror(errno));
 		goto out;
 	}
 	t0 = now_ms();
+	ob.t0 = t0;
+	ob.before = before;
+	if (obs_sampler_start(&ob.smp, parent, 100))
+		ktap_diag("%s: cannot start the dying-count sampler", name);
 
 	sp.cg = c2;
 	rp.parent = parent;
@@ -292,7 +373,11 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 	 * The offline walk (mapped_before) needs no further access.
 	 */
 	for (passes = 1;; passes++) {
+		long us = obs_now_us();
+
 		v = do_pass(&a2, sc, path, passes, &slot);
+		if (passes == 1 && sc != MAPPED_BEFORE)
+			ob.access_us = obs_now_us() - us;
 		if (v < 0) {
 			ret = rh_fail("%s by child2 failed (pass %d): %s",
 				      scenario_names[sc], passes, strerror(-v));
@@ -360,6 +445,20 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 		}
 		ret = RH_PASS;
 		goto out;
+	} else if (observing) {
+		/*
+		 * No sysctl: nothing to assert.  Give the kernel the control
+		 * window to do whatever it does at offline (upstream
+		 * reparents to the parent), ending early once child1 is
+		 * freed, then report.
+		 */
+		rh_poll(probe_dying, parent, rh_le, 0, settle_ms, rh_step_ms,
+			&v);
+		ktap_diag("%s: observed: child2 %s=%ld KB, parent and dead child1 hold %ld KB, nr_dying_descendants=%ld",
+			  name, s->key, cg_stat(c2, s->key) >> 10,
+			  probe_residual(&rp) >> 10, v);
+		ret = RH_PASS;
+		goto out;
 	} else {
 		/* Control: give recharging every chance, then expect none. */
 		if (rh_poll(probe_stat, &sp, rh_ge, file_size / 10, settle_ms,
@@ -389,6 +488,9 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 diag:
 	rh_counters_diag(name, &before, NULL);
 out:
+	if (t0 >= 0)
+		observe_case(&ob);
+	obs_sampler_free(&ob.smp);
 	agent_kill(&a1);
 	agent_kill(&a2);
 	if (c2)
@@ -404,19 +506,39 @@ out:
 	return ret;
 }
 
-/* One case, then the leak invariant, then the kernel log. */
+/*
+ * One case, then the leak invariant, then the kernel log; then the
+ * "# observe <case> phase=run" line (the case's checks, leak=0|1, kmsg=N).
+ * Observing (no sysctl), the verdict is SKIP whatever they said.
+ */
 static int run_checked(struct setup *s, enum scenario sc, const char *name)
 {
-	long baseline = cg_nr_dying(top);
-	int ret;
+	long baseline = cg_nr_dying(top), t0 = now_ms();
+	long sys0 = obs_oom_kill_sys();
+	int ret, checks, kmsg;
+	struct obs_line l;
+	bool leaked;
 
 	cg_rmlog_reset();
-	ret = run_case(s, sc, name);
-	if (!cg_leak_check(name, top, baseline, leak_timeout_ms))
+	ret = checks = run_case(s, sc, name);
+	leaked = !cg_leak_check(name, top, baseline, leak_timeout_ms);
+	kmsg = kmsg_scan(kmsg_fd, name);
+	if (leaked && !observing)
 		ret = rh_fail("leak: memcgs removed by %s stay dying after reclaim",
 			      name);
-	if (kmsg_scan(kmsg_fd, name) && ret == RH_PASS)
+	if (kmsg && ret == RH_PASS && !observing)
 		ret = rh_fail("suspicious kernel log messages during the case");
+	obs_begin(&l, name, "run");
+	obs_long(&l, "sysctl", sysctl_val);
+	obs_kv(&l, "checks", "%s", checks == RH_PASS ? "pass" :
+		   checks == RH_SKIP ? "skip" : "fail");
+	obs_long(&l, "leak", leaked);
+	obs_long(&l, "kmsg", kmsg);
+	obs_long(&l, "case_ms", now_ms() - t0);
+	obs_oom_kv(&l, NULL, sys0);
+	obs_end(&l);
+	if (observing && ret != RH_SKIP)
+		ret = rh_skip(OBS_SKIP_REASON);
 	return ret;
 }
 
@@ -431,7 +553,8 @@ static void usage(const char *prog)
 		"  --settle MS  control: least wait for recharging that must not happen (default 3000,\n"
 		"               scaled up to the guest's speed)\n"
 		"  --leak-timeout MS  after each case, bound for its removed memcgs to be freed (default 30000)\n"
-		"  --control    with the sysctl at 0 (or missing) assert that nothing is recharged\n",
+		"  --control    with the sysctl at 0 assert that nothing is recharged\n"
+		"               (without the sysctl every case observes and SKIPs, --control or not)\n",
 		prog);
 }
 
@@ -505,9 +628,11 @@ int main(int argc, char **argv)
 
 	signal(SIGPIPE, SIG_IGN);
 	ktap_header(nr_sel);
-	sysctl = rh_sysctl_get();
+	sysctl = sysctl_val = rh_sysctl_get();
+	observing = sysctl < 0;
 	ktap_diag("vm.recharge_offline_memcgs=%d%s, file size %ld MB, %s mode",
 		  sysctl, sysctl < 0 ? " (missing)" : "", file_size >> 20,
+		  observing ? "observe (verdicts SKIP)" :
 		  control_mode ? "control" : "recharge");
 
 	why[0] = 0;
@@ -515,9 +640,6 @@ int main(int argc, char **argv)
 		if (control_mode && sysctl == 1)
 			snprintf(why, sizeof(why),
 				 "--control needs vm.recharge_offline_memcgs=0 (it is 1)");
-		else if (!control_mode && sysctl < 0)
-			snprintf(why, sizeof(why),
-				 "vm.recharge_offline_memcgs is missing (kernel without memcg recharging)");
 		else if (!control_mode && sysctl == 0)
 			snprintf(why, sizeof(why),
 				 "memcg recharging is disabled (vm.recharge_offline_memcgs=0)");

@@ -30,6 +30,8 @@ char *sc_top;
 
 int sysctl;		/* value at start, -1 if missing */
 bool expect;		/* recharging expected */
+bool observing;		/* sysctl missing: observe only */
+const char *cur_case;
 char shmem_dir[128];	/* tmpfs for shmem cases */
 bool have_scratch;
 static bool private_ns;
@@ -221,9 +223,9 @@ bool access_until(struct agent *ag, int op, const char *path,
  * window that @owner does not grow past @base + @target / 10 and that the
  * dead children keep at least 90% of @target.  @t0: when the old memcg died.
  */
-int check_owner(const char *what, const char *parent,
-		       const char *owner, const char *key, long base,
-		       long target, long t0)
+static int check_owner_inner(const char *what, const char *parent,
+			     const char *owner, const char *key, long base,
+			     long target, long t0)
 {
 	struct stat_probe sp = { owner, key };
 	struct residual_probe rp = { parent, key, { owner, NULL } };
@@ -255,6 +257,37 @@ int check_owner(const char *what, const char *parent,
 		return rh_fail("%s: recharging is off, yet only %ld bytes of %s stay with the dead memcg",
 			       what, v, key);
 	return RH_PASS;
+}
+
+/*
+ * check_owner_inner(), then a "# observe <case> phase=<what>" line on the
+ * state it ended with: removed is @target (what the case made the dead
+ * memcg hold), user what @owner gained of @key beyond @base, the split of
+ * the rest as in obs_split_kv() (the parent is the case's own, so no memcg
+ * was dying below it before), window_ms since the removal (@t0).
+ */
+int check_owner(const char *what, const char *parent, const char *owner,
+		const char *key, long base, long target, long t0)
+{
+	int ret = check_owner_inner(what, parent, owner, key, base, target,
+				    t0);
+	struct residual_probe rp = { parent, key, { owner, NULL } };
+	long r = probe_residual(&rp), user = cg_stat(owner, key) - base;
+	long dying = cg_nr_dying(parent);
+	struct obs_line l;
+
+	obs_begin(&l, cur_case ? cur_case : "?", what);
+	obs_long(&l, "sysctl", sysctl);
+	obs_kv(&l, "stat", "%s", key);
+	obs_long(&l, "removed", target);
+	obs_long(&l, "user", user);
+	obs_split_kv(&l, r, dying, 0);
+	obs_long(&l, "gone", target - user - r);
+	obs_long(&l, "dying_end", dying);
+	obs_long(&l, "window_ms", now_ms() - t0);
+	obs_oom_kv(&l, parent, -1);
+	obs_end(&l);
+	return ret;
 }
 
 /*

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 
 #include "../../lib/cgutil.h"
+#include "../../lib/observe.h"
 
 #define SCRATCH_DIR	"/mnt/rhscratch"
 #define SHMEM_DIR	"/run/rhtmp"
@@ -39,6 +40,15 @@ extern long leak_timeout_ms;	/* --leak-timeout */
 
 extern int sysctl;		/* value at start, -1 if missing */
 extern bool expect;		/* recharging expected */
+/*
+ * The kernel has no sysctl (6.12 as released, upstream kernels that
+ * reparent instead): cases run their actions and print "# observe" lines;
+ * the runner reports SKIP whatever the case's checks said.
+ */
+extern bool observing;
+/* The case the runner is running (for "# observe" lines). */
+extern const char *cur_case;
+#define OBS_SKIP_REASON "the kernel has no vm.recharge_offline_memcgs; observed only"
 extern char shmem_dir[128];	/* tmpfs for shmem cases ("" if none) */
 extern bool have_scratch;	/* block filesystem at SCRATCH_DIR */
 /*

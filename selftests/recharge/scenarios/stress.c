@@ -139,24 +139,37 @@ static void stress_creator(struct stress_files *sf, const char *parent,
  * not reclaimed or reparented.  At sysctl 0 the dead memcgs keep
  * >= R0 - tol.  Returns RH_PASS or RH_FAIL (with the reason printed).
  */
+/* What the "# observe stress" lines need from case_stress(). */
+struct stress_obs {
+	struct obs_sampler smp;
+	long t_start, t_end;	/* the churn's */
+	long sys0;
+};
+
 static int stress_sweep(struct stress_files *sf, const char *parent,
-			const char *l1, const char *l2)
+			const char *l1, const char *l2, struct stress_obs *ob)
 {
 	struct residual_probe rp = { parent, "file", { l1, l2, NULL } };
 	struct agent ag = { .pid = -1 };
 	struct rh_counters before, d;
-	long r0, r1, tol, t0 = now_ms(), prev = LONG_MAX;
+	long r0, r1, tol, t0 = now_ms(), prev = LONG_MAX, u0, us = -1;
+	struct obs_line l;
 	int i, pass, ret = RH_FAIL;
 
 	sync();
 	r0 = probe_residual(&rp);
 	tol = r0 / 10 > RH_MB(2) ? r0 / 10 : RH_MB(2);
+	u0 = cg_stat(l1, "file");
 	rh_counters_read(&before);
 	if (agent_start(&ag, l1))
 		return rh_fail("stress sweep: cannot start a reader in %s", l1);
 	for (pass = 1;; pass++) {
+		long t = obs_now_us();
+
 		for (i = 0; i < sf->nr; i++)
 			agent_do(&ag, AG_READ, sf->path[i], 0, sf->len, 0);
+		if (pass == 1)
+			us = obs_now_us() - t;
 		if (!expect)
 			break;
 		if (rh_poll(probe_residual, &rp, rh_le, tol, 1000, rh_step_ms,
@@ -173,6 +186,32 @@ static int stress_sweep(struct stress_files *sf, const char *parent,
 		rh_poll(probe_residual, &rp, rh_le, r0 - tol - 1, settle_ms,
 			rh_step_ms, NULL);
 	r1 = probe_residual(&rp);
+	/*
+	 * The sweep's observe line: r0 is what the churn left outside the
+	 * live memcgs, user what live1 gained of it, the dying series spans
+	 * the churn and the sweep (t from the churn's start, churn_ms its
+	 * length), t_nodying_ms counts from the churn's end.
+	 */
+	obs_begin(&l, "stress", "sweep");
+	obs_long(&l, "sysctl", sysctl);
+	obs_kv(&l, "stat", "file");
+	obs_long(&l, "removed", r0);
+	obs_long(&l, "user", cg_stat(l1, "file") - u0);
+	obs_split_kv(&l, r1, cg_nr_dying(parent), 0);
+	obs_long(&l, "gone", r0 - (cg_stat(l1, "file") - u0) - r1);
+	obs_long(&l, "dying_base", 0);
+	obs_long(&l, "dying_end", cg_nr_dying(parent));
+	obs_long(&l, "t_nodying_ms",
+		 obs_nodying_ms(&ob->smp, parent, ob->t_end, 0));
+	obs_long(&l, "window_ms", now_ms() - ob->t_end);
+	obs_long(&l, "churn_ms", ob->t_end - ob->t_start);
+	obs_long(&l, "passes", pass);
+	obs_oom_kv(&l, parent, ob->sys0);
+	obs_access_kv(&l, "read", (long)sf->nr * sf->len, us);
+	obs_counters_kv(&l, &before);
+	obs_sampler_stop(&ob->smp);
+	obs_series_kv(&l, &ob->smp, ob->t_start);
+	obs_end(&l);
 	rh_counters_diag("stress sweep", &before, &d);
 	ktap_diag("stress: sweep by live1 (%d pass(es), %ld ms): dead churn memcgs hold %ld -> %ld KB (tolerance %ld KB)",
 		  pass, now_ms() - t0, r0 >> 10, r1 >> 10, tol >> 10);
@@ -186,7 +225,7 @@ static int stress_sweep(struct stress_files *sf, const char *parent,
 		   d.moved * RH_PAGE < r0 - r1 - tol) {
 		ret = rh_fail("stress: %ld KB left the dead memcgs in the sweep, but recharge_pgs_moved grew by only %ld KB",
 			      (r0 - r1) >> 10, d.moved * RH_PAGE >> 10);
-	} else if (!expect && r1 < r0 - tol) {
+	} else if (!expect && !observing && r1 < r0 - tol) {
 		ret = rh_fail("stress: recharging is off, yet the sweep took %ld KB from dead memcgs",
 			      (r0 - r1) >> 10);
 	} else {
@@ -219,6 +258,8 @@ int case_stress(void)
 	pid_t pids[8];
 	int nr = 0, i, status, bad = 0, ret = RH_FAIL;
 	long deadline, v, max_dying = 0, t0, *left_behind;
+	struct stress_obs ob = { .smp = { .pid = -1 } };
+	struct obs_line l;
 
 	if (!shmem_dir[0])
 		return rh_skip("no tmpfs for shmem");
@@ -245,6 +286,10 @@ int case_stress(void)
 		  stress_seconds, sf.nr, mbf(sf.len),
 		  have_scratch ? "tmpfs + ext4" : "tmpfs");
 	rh_counters_read(&before);
+	ob.sys0 = obs_oom_kill_sys();
+	ob.t_start = now_ms();
+	if (obs_sampler_start(&ob.smp, parent, 500))
+		ktap_diag("stress: cannot start the dying-count sampler");
 	deadline = now_ms() + stress_seconds * 1000L;
 	fflush(stdout);
 	for (i = 0; i < 3; i++) {
@@ -274,6 +319,25 @@ int case_stress(void)
 		if (!WIFEXITED(status) || WEXITSTATUS(status))
 			bad++;
 	}
+	ob.t_end = now_ms();
+	/*
+	 * The churn's observe line: removed is what the churn memcgs held
+	 * when they died (their file stat just before rmdir), user and
+	 * the split are not measured here (the sweep's line has them).
+	 */
+	obs_begin(&l, "stress", "churn");
+	obs_long(&l, "sysctl", sysctl);
+	obs_kv(&l, "stat", "file");
+	obs_long(&l, "removed", *left_behind);
+	obs_long(&l, "dying_max", max_dying);
+	obs_long(&l, "dying_end", cg_nr_dying(parent));
+	obs_long(&l, "churn_ms", ob.t_end - ob.t_start);
+	obs_oom_kv(&l, parent, ob.sys0);
+	obs_long(&l, "oom_limited", cg_read_key(l2, "memory.events", "oom"));
+	obs_long(&l, "oom_kill_limited",
+		 cg_read_key(l2, "memory.events", "oom_kill"));
+	obs_counters_kv(&l, &before);
+	obs_end(&l);
 	rh_counters_diag("stress", &before, &d);
 	rh_counters_read(&abs);
 	ktap_diag("stress: max nr_dying_descendants seen %ld; live2 memory.events oom=%ld oom_kill=%ld",
@@ -305,7 +369,7 @@ int case_stress(void)
 		ret = rh_fail("OOM kills in the limited memcg");
 		goto out;
 	}
-	if (stress_sweep(&sf, parent, l1, l2) != RH_PASS)
+	if (stress_sweep(&sf, parent, l1, l2, &ob) != RH_PASS)
 		goto out;
 	/* Leak check (see drain_dying()). */
 	for (i = 0; i < sf.nr; i++)
@@ -322,6 +386,7 @@ int case_stress(void)
 	ktap_diag("stress: dying memcgs drained in %ld ms", now_ms() - t0);
 	ret = RH_PASS;
 out:
+	obs_sampler_free(&ob.smp);
 	munmap(left_behind, sizeof(long));
 	for (i = 0; i < sf.nr; i++)
 		unlink(sf.path[i]);

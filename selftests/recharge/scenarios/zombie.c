@@ -33,7 +33,53 @@
  * At sysctl 0 the dying count does not fall for settle_ms (at least 5 s),
  * the dead memcgs keep >= 90% and the live memcg's @key does not grow by
  * more than tol.  In both, once the files are deleted, every zombie goes.
+ *
+ * Without the sysctl (observing) nothing is asserted but that last point:
+ * the dying count is watched for the same window, then a "# observe" line
+ * says where the zombies' memory went (user, parent, still dead).
  */
+/*
+ * The "# observe" line of a zombie case: where the zombies' memory is now
+ * (see observe.h, obs_split_kv()), the dying count over time since the
+ * removal (t0), OOM events, the counters since @before and the throughput
+ * of the live memcg's map pass (before the removal: the move is the
+ * offline worker's, not an access's).
+ */
+struct zombie_obs {
+	const char *name, *key, *parent, *live;
+	long dead0, live0, base, dying0, t0, sys0, map_bytes, map_us;
+	struct obs_sampler smp;
+	struct rh_counters before;
+};
+
+static void zombie_observe(struct zombie_obs *o)
+{
+	struct residual_probe rp = { o->parent, o->key, { o->live, NULL } };
+	long r = probe_residual(&rp), user = cg_stat(o->live, o->key) - o->live0;
+	long dying = cg_nr_dying(o->parent);
+	struct obs_line l;
+
+	obs_begin(&l, o->name, NULL);
+	obs_long(&l, "sysctl", sysctl);
+	obs_kv(&l, "stat", "%s", o->key);
+	obs_long(&l, "removed", o->dead0);
+	obs_long(&l, "user", user);
+	obs_split_kv(&l, r, dying, o->base);
+	obs_long(&l, "gone", o->dead0 - user - r);
+	obs_long(&l, "dying_base", o->base);
+	obs_long(&l, "dying_start", o->dying0);
+	obs_long(&l, "dying_end", dying);
+	obs_long(&l, "t_nodying_ms",
+		 obs_nodying_ms(&o->smp, o->parent, o->t0, o->base));
+	obs_long(&l, "window_ms", now_ms() - o->t0);
+	obs_oom_kv(&l, o->parent, o->sys0);
+	obs_access_kv(&l, "map_before", o->map_bytes, o->map_us);
+	obs_counters_kv(&l, &o->before);
+	obs_sampler_stop(&o->smp);
+	obs_series_kv(&l, &o->smp, o->t0);
+	obs_end(&l);
+}
+
 static int zombie_case(bool blockfs)
 {
 	const char *dir = blockfs ? SCRATCH_DIR : shmem_dir;
@@ -45,6 +91,10 @@ static int zombie_case(bool blockfs)
 	long base, dying0, dead0, dead1, v, t0, t_clear = -1, slot;
 	long live0, live1, tol, total = nr_zombies * zombie_size;
 	int i, ret = RH_FAIL;
+	struct zombie_obs ob = {
+		.name = blockfs ? "zombie_file" : "zombie_shmem",
+		.key = key, .sys0 = obs_oom_kill_sys(), .smp = { .pid = -1 },
+	};
 
 	if (blockfs && !have_scratch)
 		return rh_skip("no block filesystem at %s (run guest-setup.sh)",
@@ -76,6 +126,7 @@ static int zombie_case(bool blockfs)
 	/* The live memcg keeps using every file. */
 	if (agent_start(&ag, live))
 		goto out;
+	ob.map_us = obs_now_us();
 	for (i = 0; i < nr_zombies; i++) {
 		snprintf(path, sizeof(path), "%s/rh_zombie_%d_%d", dir,
 			 getpid(), i);
@@ -86,6 +137,8 @@ static int zombie_case(bool blockfs)
 			goto out;
 		}
 	}
+	ob.map_us = obs_now_us() - ob.map_us;
+	ob.map_bytes = total;
 
 	rp.parent = parent;
 	rp.key = key;
@@ -108,12 +161,38 @@ static int zombie_case(bool blockfs)
 	}
 	t0 = now_ms();
 	dying0 = cg_nr_dying(parent);
+	ob.parent = parent;
+	ob.live = live;
+	ob.dead0 = dead0;
+	ob.live0 = live0;
+	ob.base = base;
+	ob.dying0 = dying0;
+	ob.t0 = t0;
+	ob.before = before;
+	if (obs_sampler_start(&ob.smp, parent, 100))
+		ktap_diag("zombies: cannot start the dying-count sampler");
 	ktap_diag("zombies: %d memcgs x %ld MB of %s, baseline nr_dying_descendants=%ld",
 		  nr_zombies, mbf(zombie_size), key, base);
 	ktap_diag("zombies: before: nr_dying_descendants=%ld, memory in removed memcgs=%ld MB",
 		  dying0, mbf(dead0));
 
-	if (expect) {
+	if (observing) {
+		/*
+		 * No sysctl: whatever the kernel does at offline (reparent,
+		 * keep) shows within the control window; watch the dying
+		 * count until it is back to base or the window ends.
+		 */
+		long window = settle_ms > 5000 ? settle_ms : 5000;
+
+		rh_poll(probe_dying, parent, rh_le, base, window, rh_step_ms,
+			&v);
+		dead1 = probe_residual(&rp);
+		live1 = cg_stat(live, key);
+		ktap_diag("zombies: observed: after %ld ms nr_dying_descendants=%ld, parent and dead memcgs hold %ld KB of %s, live %s %ld -> %ld KB",
+			  now_ms() - t0, v, dead1 >> 10, key, key, live0 >> 10,
+			  live1 >> 10);
+		zombie_observe(&ob);
+	} else if (expect) {
 		if (rh_poll(probe_dying, parent, rh_le, base, zombie_timeout_ms,
 			    rh_step_ms, &v))
 			t_clear = now_ms() - t0;
@@ -123,6 +202,7 @@ static int zombie_case(bool blockfs)
 			  v, now_ms() - t0, dead1 >> 10, key, live0 >> 10,
 			  live1 >> 10, (live1 - live0) >> 10, dead0 >> 10,
 			  tol >> 10);
+		zombie_observe(&ob);
 		rh_counters_diag("zombies", &before, NULL);
 		if (t_clear < 0) {
 			ret = rh_fail("nr_dying_descendants still %ld (baseline %ld) after %ld ms",
@@ -154,6 +234,7 @@ static int zombie_case(bool blockfs)
 		ktap_diag("zombies: control: after %ld ms nr_dying_descendants=%ld, memory in dead memcgs=%ld MB, live %s %ld -> %ld KB",
 			  now_ms() - t0, v, mbf(dead1), key, live0 >> 10,
 			  live1 >> 10);
+		zombie_observe(&ob);
 		rh_counters_diag("zombies", &before, NULL);
 		if (v < base + nr_zombies || dead1 < dead0 * 9 / 10) {
 			ret = rh_fail("recharging is off, yet the dead memcgs shrank");
@@ -183,6 +264,7 @@ static int zombie_case(bool blockfs)
 		  v, now_ms() - t0);
 	ret = RH_PASS;
 out:
+	obs_sampler_free(&ob.smp);
 	agent_kill(&ag);
 	for (i = 0; z && i < nr_zombies; i++) {
 		snprintf(path, sizeof(path), "%s/rh_zombie_%d_%d", dir,
