@@ -359,8 +359,11 @@ int case_bdev_metadata(void)
 	if (expect) {
 		if (!rh_poll(probe_dying, parent, rh_eq, 0, timeout_ms,
 			     rh_step_ms, &v)) {
-			ret = rh_fail("A still dying %ld ms after removal, pinned by %ld KB of metadata; nothing was reclaimed",
-				      now_ms() - t0, cg_stat(parent, "file") >> 10);
+			rh_counters_diag("bdev_metadata", &before, &d);
+			ret = rh_fail("A still dying %ld ms after removal, pinned by %ld KB of page cache in the subtree (file_dirty %ld KB, file_writeback %ld KB); nothing was reclaimed",
+				      now_ms() - t0, cg_stat(parent, "file") >> 10,
+				      cg_stat(parent, "file_dirty") >> 10,
+				      cg_stat(parent, "file_writeback") >> 10);
 			goto out;
 		}
 		ktap_diag("bdev_metadata: A freed %ld ms after removal, without reclaim",
