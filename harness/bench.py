@@ -851,8 +851,7 @@ def cold_build(project: Path, tree: Path, tree_commit: str, kbuild: Path, profil
                log_dir: Path, jobs: int) -> dict[str, Any]:
     """Configure and build ``profile`` from scratch in a fresh ``kbuild`` (no ccache)."""
     from harness import kconfig, proc
-    from harness.build import KBUILD_LOCK
-    from harness.paths import file_lock
+    from harness.paths import cache_root, file_lock, kbuild_lock
 
     mode, frags = cold_fragments(project, tree, profile)
     if kbuild.exists():
@@ -881,7 +880,7 @@ def cold_build(project: Path, tree: Path, tree_commit: str, kbuild: Path, profil
     out["options_m"] = sum(1 for v in final.values() if v == "m")
     shutil.copy(kbuild / ".config", log_dir / f"cold-{profile}.config")
     wait0 = time.monotonic()
-    with file_lock(KBUILD_LOCK, "the kernel build lock"):
+    with file_lock(kbuild_lock(cache_root()), "the kernel build lock"):
         out["lock_wait_s"] = round(time.monotonic() - wait0, 2)
         out["loadavg_before"] = list(os.getloadavg())
         log.info("bench: cold build of %s (%s), no ccache, in %s", profile, mode, kbuild)
@@ -1097,7 +1096,7 @@ class Bench:
             if not buildmod.kernel_up_to_date(head, kbuild) or checked_out != head:
                 return {"error": "the build changed under us (another run); not measured"}
             wait0 = time.monotonic()
-            with file_lock(buildmod.KBUILD_LOCK, "the kernel build lock"):
+            with file_lock(kbuild_lock(self.opts.cache), "the kernel build lock"):
                 waited = time.monotonic() - wait0
                 argv = ["make", f"O={kbuild}", f"-j{self.opts.jobs or os.cpu_count() or 1}",
                         "CC=ccache gcc", "bzImage"]

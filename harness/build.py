@@ -1,7 +1,7 @@
 """Stage 4: build the kernel (out of tree, ccache, serialised) and the selftests.
 
-Every kernel build on this machine takes ``flock /tmp/recharge-kbuild.lock``
-(other people build kernels here too).  A build whose inputs (tree commit and
+Every kernel build takes the cache's build lock (:func:`harness.paths.kbuild_lock`:
+one kernel build at a time per cache).  A build whose inputs (tree commit and
 ``.config``) match the last successful one is skipped entirely.
 """
 
@@ -20,8 +20,7 @@ from typing import Callable, TextIO
 
 from harness import proc
 from harness.errors import BuildError
-from harness.paths import KBUILD_LOCK as KBUILD_LOCK
-from harness.paths import file_lock, write_if_changed
+from harness.paths import cache_root, file_lock, kbuild_lock, write_if_changed
 
 log = logging.getLogger(__name__)
 
@@ -173,7 +172,7 @@ def make_kernel(
     if shutil.which("ccache") is None:
         log.warning("build: ccache not found; building without it")
         argv = ["make", f"O={kbuild}", f"-j{jobs}", "bzImage"]
-    with file_lock(lock_path or KBUILD_LOCK, "the kernel build lock"):
+    with file_lock(lock_path or kbuild_lock(cache), "the kernel build lock"):
         log.info("build: %s (log: %s)", " ".join(argv), log_path)
         progress = Progress("build", expected, progress_stream)
         start = time.monotonic()
@@ -221,6 +220,7 @@ def make_selftests(
     jobs: int | None = None,
     timeout: float = 1800.0,
     lock_path: Path | None = None,
+    cache: Path | None = None,
     on_line: Callable[[str], None] | None = None,
 ) -> SelftestsResult:
     """Kernel headers, the tree's cgroup selftests, and the project's ``selftests/``.
@@ -244,7 +244,7 @@ def make_selftests(
                                () if mk.is_file() else (f"no {mk}: the project's selftests "
                                                         "are not available",))
     stamp_file.unlink(missing_ok=True)
-    with file_lock(lock_path or KBUILD_LOCK, "the kernel build lock"):
+    with file_lock(lock_path or kbuild_lock(cache or cache_root()), "the kernel build lock"):
         res = proc.run(["make", f"O={kbuild}", f"-j{jobs}", "headers"], cwd=tree,
                        timeout=timeout, log_path=log_path, on_line=on_line)
         if res.returncode != 0:

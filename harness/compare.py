@@ -387,13 +387,13 @@ def _forget_touched_objects(opts: "Options", touched: set[str]) -> None:
         return
     if not kbuilds:
         return
-    from harness.paths import KBUILD_LOCK, file_lock
+    from harness.paths import file_lock, kbuild_lock
 
     # The worktree lock: no run is between its config and copying its bzImage; the build
     # lock: nobody is compiling there.
     worktree_lock = opts.cache / "locks" / f"{kbuild_worktree_name(opts)}.lock"
     with file_lock(worktree_lock, "the worktree lock"), \
-            file_lock(KBUILD_LOCK, "the kernel build lock"):
+            file_lock(kbuild_lock(opts.cache), "the kernel build lock"):
         for kbuild in kbuilds:
             gone = buildlog.forget_objects(kbuild, touched)
             if gone:

@@ -28,7 +28,7 @@ from harness import vm as vmmod
 from harness.errors import (EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, BootError, HarnessError,
                             InfraError, Interrupted, UserError)
 from harness.model import StageResult, Status, SuiteRun
-from harness.paths import file_lock
+from harness.paths import file_lock, kbuild_lock
 from harness.profiles import (BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES,  # noqa: F401
                                get_profile)
 from harness.report.metadata import Metadata
@@ -328,10 +328,10 @@ class Pipeline:
                                                    own if own.is_dir() else None,
                                                    kbuild / "usr/include", ())
         else:
-            # Kernel build, then headers and selftests under one hold of the machine-wide
+            # Kernel build, then headers and selftests under one hold of the cache's
             # build lock (no second wait behind someone else's kernel build).
             need_lock = not buildmod.kernel_up_to_date(c.applied.head_commit, kbuild)
-            with (file_lock(buildmod.KBUILD_LOCK, "the kernel build lock") if need_lock
+            with (file_lock(kbuild_lock(o.cache), "the kernel build lock") if need_lock
                   else contextlib.nullcontext()):
                 self._build_stages(tree, kbuild)
                 if not self.wants("selftests"):
@@ -369,7 +369,7 @@ class Pipeline:
             return
         with self.stage("selftests", "selftests.log") as st:
             c.selftests = buildmod.make_selftests(tree, kbuild, o.project,
-                                                  self.path("selftests.log"), jobs=o.jobs,
+                                                  self.path("selftests.log"), jobs=o.jobs, cache=o.cache,
                                                   tree_commit=c.applied.head_commit)
             st["detail"] = "; ".join(c.selftests.problems) or "cgroup + project selftests built"
             if c.selftests.problems:

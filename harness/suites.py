@@ -100,7 +100,7 @@ PERCPU_BASIC_WHY = (
     "fails on the unpatched base too: it expects the parent's memory.current of 1000 empty "
     "children to be percpu memory within 256 KB per CPU, but their slab (kernfs nodes, "
     "css) is about as large as their percpu memory with the guest's 2 CPUs")
-#: Measured on the base and the patched kernel alike (docs/session-2026-11-26-2.md):
+#: Measured on the base and the patched kernel alike (docs/measurements.md):
 #: memory.current 7,606,272 vs percpu 4,320,000 (patched: 4,312,800), 2 CPUs.
 PERCPU_BASIC = KnownFailure(
     "test_percpu_basic", PERCPU_BASIC_WHY, cpus=2,

@@ -23,7 +23,7 @@ GIT_ENV = {
 
 @pytest.fixture(autouse=True)
 def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """Each test gets its own HOME, cache root and kernel-build lock."""
+    """Each test gets its own HOME and cache root (so its own kernel-build lock)."""
     home = tmp_path / "home"
     home.mkdir()
     monkeypatch.setenv("HOME", str(home))
@@ -31,12 +31,6 @@ def isolate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no
     monkeypatch.setenv("GIT_CONFIG_GLOBAL", str(home / ".gitconfig"))
     monkeypatch.setenv("GIT_CONFIG_NOSYSTEM", "1")
     (home / ".gitconfig").write_text("[init]\n\tdefaultBranch = main\n")
-    import harness.paths
-
-    monkeypatch.setattr(harness.paths, "KBUILD_LOCK", tmp_path / "kbuild.lock")
-    import harness.build
-
-    monkeypatch.setattr(harness.build, "KBUILD_LOCK", tmp_path / "kbuild.lock")
     yield tmp_path
     import harness.proc
 

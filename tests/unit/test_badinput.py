@@ -12,10 +12,8 @@ left in the run directory or the cache.
 
 The subprocesses run ``_DRIVER`` (below), not bare ``python -m harness``: the
 harness prefers the ``vng`` next to its interpreter (this venv has the real
-one, which would start the real QEMU) and takes the machine-wide kernel-build
-lock ``/tmp/recharge-kbuild.lock`` (held for hours by real kernel builds on
-this machine).  The driver points ``vng_tool`` at the fakes, the lock at the
-test's own file and, when asked, ``harness.ssh.Guest`` at ``test_cli.FakeGuest``;
+one, which would start the real QEMU).  The driver points ``vng_tool`` at the
+fakes (the kernel-build lock is in the test's own cache) and, when asked, ``harness.ssh.Guest`` at ``test_cli.FakeGuest``;
 the rest (git, make, qemu) is found on ``PATH`` like in production.
 """
 
@@ -143,7 +141,6 @@ def vng_tool(name):
     return str(p)
 
 harness.kconfig.vng_tool = harness.vm.vng_tool = vng_tool
-harness.paths.KBUILD_LOCK = harness.build.KBUILD_LOCK = Path(os.environ["FAKE_KBUILD_LOCK"])
 harness.vm.PORT_CHECK_S = 0.3
 MODE = os.environ.get("FAKE_GUEST")
 if MODE:
@@ -473,7 +470,6 @@ class Harness:
             "HARNESS_UNIT_TESTS": str(UNIT_DIR),
             "FAKE_BIN": str(self.bindir),
             "FAKE_STATE": str(state),
-            "FAKE_KBUILD_LOCK": str(self.tmp / "kbuild.lock"),
             "PYTHONUNBUFFERED": "1",
             **fake_env,
         })
