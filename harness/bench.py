@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
 from harness import buildlog, rundir
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, HarnessError, InfraError
+from harness.paths import kbuild_lock
 from harness.profiles import BASE_FRAGMENTS, PROFILES
 from harness.rundir import ChildRun, ChildRunner
 
@@ -851,7 +852,7 @@ def cold_build(project: Path, tree: Path, tree_commit: str, kbuild: Path, profil
                log_dir: Path, jobs: int) -> dict[str, Any]:
     """Configure and build ``profile`` from scratch in a fresh ``kbuild`` (no ccache)."""
     from harness import kconfig, proc
-    from harness.paths import cache_root, file_lock, kbuild_lock
+    from harness.paths import cache_root, file_lock
 
     mode, frags = cold_fragments(project, tree, profile)
     if kbuild.exists():
@@ -1437,7 +1438,7 @@ def render_markdown(data: dict[str, Any]) -> str:
         lines += ["| case | metric | base | patched sysctl=0 | patched sysctl=1 | "
                   "s0/base | s1/base | s1/s0 |", "|---|---|---|---|---|---|---|---|"]
         for row in hp.get("ratios", []):
-            def cell(k: str) -> str:
+            def cell(k: str, row: dict[str, Any] = row) -> str:
                 e = row.get(k)
                 return (f"{e['median']:.1f} ({e['min']:.0f}-{e['max']:.0f}, +-"
                         f"{e['spread_pct']:.0f} %, n={e['n']})" if e else "n/a")

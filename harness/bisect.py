@@ -62,8 +62,15 @@ from typing import TYPE_CHECKING, Any
 
 from harness import gitutil, proc
 from harness.errors import EXIT_NO_VERDICT, EXIT_PASS, UserError
-from harness.predicate import (DEFAULT_PREDICATE, Observation, Predicate, StepContext, Verdict,
-                               absolute_spec, load_predicate)
+from harness.predicate import (
+    DEFAULT_PREDICATE,
+    Observation,
+    Predicate,
+    StepContext,
+    Verdict,
+    absolute_spec,
+    load_predicate,
+)
 
 if TYPE_CHECKING:
     from harness.pipeline import Options

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
@@ -66,7 +65,7 @@ def _positive_int(text: str) -> int:
     try:
         v = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
     if v < 1:
         raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
     return v
@@ -161,7 +160,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         try:
             index, total = parse_shard(shard_text)
         except ValueError as e:
-            raise UserError(f"--shard: {e}")
+            raise UserError(f"--shard: {e}") from e
         mine = shard([s.name for s in chosen], index, total)
         if not mine:
             raise UserError(f"--shard {index}/{total}: no suite falls in this shard "

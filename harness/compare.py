@@ -416,7 +416,7 @@ def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
 
     Mirrors harness.pipeline (worktree name -> fragments -> kconfig.kbuild_key).
     """
-    from harness import kconfig, pipeline
+    from harness import pipeline
 
     name = kbuild_worktree_name(opts)
     worktree = opts.cache / "worktrees" / name

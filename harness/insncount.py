@@ -370,7 +370,7 @@ def parse_plugin_output(text: str) -> list[PluginWindow]:
             continue
         err = kv.get("error") or ("migrated" if kv.get("migrated") == "1" else None)
 
-        def num(k: str) -> int | None:
+        def num(k: str, kv: dict[str, str] = kv) -> int | None:
             try:
                 return int(kv[k])
             except (KeyError, ValueError):

@@ -167,7 +167,8 @@ _STARTS: list[tuple[str, re.Pattern[str], bool]] = [
     (
         "warning",
         re.compile(
-            r"^WARNING: (?:CPU: \d+ PID: \d+ at (?P<file>[^:\s]+)\S* (?P<func>[\w.]+)|(?P<file2>[^:\s]+):\d+ at (?P<func2>[\w.]+))"
+            r"^WARNING: (?:CPU: \d+ PID: \d+ at (?P<file>[^:\s]+)\S* (?P<func>[\w.]+)"
+            r"|(?P<file2>[^:\s]+):\d+ at (?P<func2>[\w.]+))"
         ),
         False,
     ),

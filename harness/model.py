@@ -8,7 +8,7 @@ and the reporting side (ktap / junit / summary / logscan) consumes
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 

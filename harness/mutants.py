@@ -37,7 +37,7 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from harness import rundir
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, UserError

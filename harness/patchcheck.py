@@ -46,8 +46,7 @@ from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
 from harness import buildlog
 from harness.buildlog import CompilerWarning
-from harness.checkpatch import LEVELS, AllowRule, Finding, apply_allow, load_allow, \
-    parse_checkpatch
+from harness.checkpatch import LEVELS, AllowRule, Finding, apply_allow, load_allow, parse_checkpatch
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, HarnessError, UserError
 from harness.model import Status
 
@@ -241,7 +240,6 @@ class KernelSteps:
 
     def apply_all(self, patches: Sequence["Patch"]) -> list[str]:
         from harness import series
-
         from harness.errors import SeriesError
 
         ser = series.Series(series_file=None, patches=tuple(patches))

@@ -77,7 +77,8 @@ def file_lock(path: Path, what: str, timeout_s: float = 4 * 3600.0) -> Iterator[
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise InfraError(f"gave up waiting {timeout_s:.0f}s for {what} ({path})")
+                        raise InfraError(
+                            f"gave up waiting {timeout_s:.0f}s for {what} ({path})") from None
                     time.sleep(1.0)
             log.info("got %s", what)
         _HELD[key] = 1

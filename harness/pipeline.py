@@ -22,15 +22,24 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from harness import build as buildmod
-from harness import inventory, kconfig, series as seriesmod, source as sourcemod
+from harness import inventory, kconfig
+from harness import series as seriesmod
+from harness import source as sourcemod
 from harness import suites as suitesmod
 from harness import vm as vmmod
-from harness.errors import (EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, BootError, HarnessError,
-                            InfraError, Interrupted, UserError)
+from harness.errors import (
+    EXIT_FAIL,
+    EXIT_NO_VERDICT,
+    EXIT_PASS,
+    BootError,
+    HarnessError,
+    InfraError,
+    Interrupted,
+    UserError,
+)
 from harness.model import StageResult, Status, SuiteRun
 from harness.paths import file_lock, kbuild_lock
-from harness.profiles import (BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES,  # noqa: F401
-                               get_profile)
+from harness.profiles import BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES, get_profile  # noqa: F401
 from harness.report.metadata import Metadata
 
 log = logging.getLogger(__name__)

@@ -103,7 +103,7 @@ def load_predicate(spec: str) -> Predicate:
         raise UserError(f"--predicate {spec!r}: {e}") from e
     if not callable(fn):
         raise UserError(f"--predicate {spec!r}: not callable")
-    return fn  # type: ignore[no-any-return]
+    return fn
 
 
 def classify(child: "ChildRun") -> Observation:

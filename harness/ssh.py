@@ -296,7 +296,7 @@ class _Shell:
             self.close()
             raise _ShellBroken("timed out", CmdResult(
                 command, None, "", "", time.monotonic() - start, True,
-                f"no exit status after {timeout:.0f}s"))
+                f"no exit status after {timeout:.0f}s")) from None
         except (paramiko.SSHException, OSError, EOFError, ValueError) as ex:
             self.close()
             took = time.monotonic() - start
@@ -305,7 +305,7 @@ class _Shell:
             # The very first command failing at once: the shell itself does not work
             # here (caller falls back to one session per command).  Otherwise the
             # guest or the connection went away while the command ran.
-            raise _ShellBroken(str(ex), None if n == 1 and took < 5 else lost)
+            raise _ShellBroken(str(ex), None if n == 1 and took < 5 else lost) from ex
         return CmdResult(command, code, o.decode("utf-8", "replace"),
                          e.decode("utf-8", "replace"), time.monotonic() - start,
                          timed_out=code == 124)

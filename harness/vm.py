@@ -338,7 +338,7 @@ class Vm:
         self.workdir.mkdir(parents=True, exist_ok=True)
         _private_home(self.home)
         tried: set[int] = set()
-        for attempt in range(1, port_retries + 1):
+        for _attempt in range(1, port_retries + 1):
             self.port = free_port(tried)
             tried.add(self.port)
             argv = vng_argv(self.spec, self.port)

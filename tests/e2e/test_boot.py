@@ -19,9 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from e2e_checks import blkid_devices, inventory_misses
 from harness import paths, suites, vm
 from harness.ssh import Guest
+
+from e2e_checks import blkid_devices, inventory_misses
 
 pytestmark = pytest.mark.e2e
 

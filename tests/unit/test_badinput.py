@@ -13,7 +13,8 @@ left in the run directory or the cache.
 The subprocesses run ``_DRIVER`` (below), not bare ``python -m harness``: the
 harness prefers the ``vng`` next to its interpreter (this venv has the real
 one, which would start the real QEMU).  The driver points ``vng_tool`` at the
-fakes (the kernel-build lock is in the test's own cache) and, when asked, ``harness.ssh.Guest`` at ``test_cli.FakeGuest``;
+fakes (the kernel-build lock is in the test's own cache) and, when asked,
+``harness.ssh.Guest`` at a ``fakes.FakeGuest``;
 the rest (git, make, qemu) is found on ``PATH`` like in production.
 """
 
@@ -30,12 +31,12 @@ import time
 from pathlib import Path
 
 import pytest
+from test_vm import _alive
 
-from _fakes import isolate, make_patch, write_exe  # noqa: F401
 from harness import build as buildmod
 from harness import cli, vm
-from test_cli import env  # noqa: F401  (fixture: fake tree, project, virtme-configkernel)
-from test_vm import _alive
+
+from fakes import make_patch, write_exe
 
 UNIT_DIR = Path(__file__).resolve().parent
 REAL_GIT = shutil.which("git") or "/usr/bin/git"
@@ -145,9 +146,12 @@ harness.vm.PORT_CHECK_S = 0.3
 MODE = os.environ.get("FAKE_GUEST")
 if MODE:
     import harness.ssh
-    from test_cli import FakeGuest
+    from fakes import FakeGuest, run_programs
 
     class Guest(FakeGuest):
+        def __init__(self, host, port, user, key, host_keys=None):
+            super().__init__(port=port, sysctl=None, ncpu=None, programs=run_programs())
+
         def run(self, command, timeout, **kw):
             if MODE == "hang" and "test_memcontrol" in command:
                 state = Path(os.environ["FAKE_STATE"])  # the marker: the harness's pid

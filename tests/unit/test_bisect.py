@@ -13,10 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import git, isolate, snapshot  # noqa: F401
 from harness import bisect, cli, predicate, rundir
 from harness.predicate import Observation, StepContext, Verdict
 from harness.rundir import ChildRun
+
+from fakes import git, snapshot
 
 FAKES = Path(__file__).with_name("_bisect_fakes.py")
 BAD_AT, BROKEN_AT = 6, 4

@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-from _fakes import isolate  # noqa: F401
 from harness import cli, compare, rundir
 from harness.compare import Change
 from harness.rundir import CaseOutcome, ChildRun
@@ -226,9 +225,9 @@ def test_forward_args_keeps_only_what_the_user_set() -> None:
 def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Objects of C files the series changes are deleted before the base build, so both
     build logs carry those files' warnings whatever state the shared build dir was in."""
-    from _fakes import make_project
+    from harness import paths
 
-    from harness import kconfig, paths
+    from fakes import make_project
 
     project = make_project(tmp_path / "project")
     (project / "patches" / "0001-x.patch").write_text(
@@ -353,7 +352,7 @@ def test_xfail_on_patched_where_base_passed_is_a_regression(tmp_path: Path) -> N
     from harness.ktap import parse_ktap
     from harness.model import Status, SuiteRun
     from harness.report.junit import write_junit
-    from harness.suites import apply_known_failures, SUITES
+    from harness.suites import SUITES, apply_known_failures
 
     kmem = {s.name: s for s in SUITES}["test_kmem"]
     text = "memory.current 7606272\npercpu 4320000\nnot ok 1 test_percpu_basic\n"

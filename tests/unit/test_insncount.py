@@ -8,7 +8,6 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from _fakes import isolate  # noqa: F401  (the isolating autouse fixture)
 
 from harness import bench, insncount, vm
 

@@ -15,12 +15,13 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate, write_exe  # noqa: F401
 from harness import inventory, suites, vm
 from harness.model import Status
 from harness.ssh import CmdResult
-from test_cli import FakeGuest as CliGuest, _main, env  # noqa: F401
-from test_suites import FakeGuest, _prog_dir
+
+from fakes import FakeGuest, write_exe
+from test_cli import _main, cli_guest
+from test_suites import _prog_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -195,7 +196,7 @@ def _fake_run(env, tmp_path, monkeypatch, capsys, fragment: str) -> tuple[int, s
     monkeypatch.setattr(vm, "PORT_CHECK_S", 0.2)
     import harness.ssh
 
-    monkeypatch.setattr(harness.ssh, "Guest", CliGuest)  # its sysctl is "absent"
+    monkeypatch.setattr(harness.ssh, "Guest", cli_guest())  # its sysctl is "absent"
     (project / "selftests").mkdir(exist_ok=True)
     (project / "selftests" / "guest-setup.sh").write_text("#!/bin/sh\n")
     rc, err = _main(capsys, "run", "--tree", str(tree), "--project", str(project),

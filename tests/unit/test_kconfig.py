@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate, make_fake_tree, write_exe  # noqa: F401
 from harness import kconfig
 from harness.errors import ConfigError, UserError
+
+from fakes import make_fake_tree, write_exe
 
 
 def test_parse_config_and_fragment_validation(tmp_path: Path) -> None:

@@ -7,7 +7,6 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
-from _fakes import isolate  # noqa: F401
 from harness import cli
 from harness.report.merge import shard
 from harness.suites import SUITES

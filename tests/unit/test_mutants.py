@@ -8,12 +8,12 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from _fakes import isolate, make_project  # noqa: F401
-from harness import cli, mutants, rundir
-from harness.rundir import ChildRun
 from test_compare import PASSED, make_run
+
+from harness import cli, rundir
+from harness.rundir import ChildRun
+
+from fakes import make_project
 
 PATCH = """From 0000 Mon Sep 17 00:00:00 2001
 Subject: [PATCH] mutant: {what}

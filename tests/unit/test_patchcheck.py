@@ -9,12 +9,13 @@ from typing import Sequence
 
 import pytest
 
-from _fakes import git, isolate, make_fake_tree, make_patch, make_project, snapshot, write_exe  # noqa: F401
 from harness import checkpatch, cli, kconfig, patchcheck
 from harness.errors import BuildError, SeriesError, UserError
 from harness.model import Status
 from harness.patchcheck import Built
 from harness.series import Patch
+
+from fakes import git, make_fake_tree, make_patch, make_project, snapshot, write_exe
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCH2 = "0002-mm-vmscan-add-lruvec_for_each_list-helper.patch"

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate  # noqa: F401
 from harness import vm
 from harness.errors import SshError
 from harness.ssh import Guest

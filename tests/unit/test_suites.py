@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from _fakes import isolate  # noqa: F401
 from harness import suites
 from harness.errors import UserError
 from harness.model import Status
 from harness.ssh import CmdResult
 
-
-@dataclass
-class FakeGuest:
-    """Answers commands by regex; records everything it was asked to run."""
-
-    sysctl: str | None = "0"  # None: the kernel has no such sysctl
-    program: CmdResult | None = None
-    cwd_ok: bool = True
-    ncpu: str | None = "2"  # the guest's online CPUs (None: not reported)
-    calls: list[tuple[str, float, str | None]] = field(default_factory=list)
-
-    def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0) -> CmdResult:
-        self.calls.append((command, timeout, cwd))
-        if command.startswith("cat /proc/sys/vm/recharge"):
-            return CmdResult(command, 0, (self.sysctl or "absent") + "\n" +
-                             ("cwd=ok\n" if self.cwd_ok else "cwd=missing\n") +
-                             (f"ncpu={self.ncpu}\n" if self.ncpu else ""), "", 0.0)
-        m = re.match(r"echo (\d) > /proc/sys/vm/recharge_offline_memcgs", command)
-        if m:
-            if self.sysctl is None:
-                return CmdResult(command, 1, "", "No such file", 0.0)
-            self.sysctl = m.group(1)
-            return CmdResult(command, 0, self.sysctl + "\n", "", 0.0)
-        assert self.program is not None, command
-        return self.program
-
+from fakes import FakeGuest
 
 KTAP_OK = "TAP version 13\n1..2\nok 1 a\nok 2 b # SKIP no swap\n"
 KTAP_FAIL = "TAP version 13\n1..2\nok 1 a\nnot ok 2 b\n"
@@ -217,7 +188,6 @@ def _kmem_like() -> suites.Suite:
 ])
 def test_known_failure_only_matches_its_evidence(tmp_path: Path, text: str,
                                                  ncpu: str | None, want: str) -> None:
-    from harness.ktap import CaseStatus
 
     g = FakeGuest(program=CmdResult("x", 1, text, "", 1.0), ncpu=ncpu)
     run = suites.run_suite(g, _kmem_like(), _prog_dir(tmp_path, "test_kmem"), tmp_path / "k")
