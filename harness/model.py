@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # pragma: no cover - import only for type checkers
-    from harness.ktap import KtapResult
+    from harness.parse.ktap import KtapResult
 
 
 class Status(enum.Enum):

@@ -19,8 +19,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import paths, suites, vm
-from harness.ssh import Guest
+from harness import paths
+from harness.stages import boot as vm
+from harness.stages import suites
+from harness.stages.ssh import Guest
 
 from e2e_checks import blkid_devices, inventory_misses
 

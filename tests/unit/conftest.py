@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import kconfig
+from harness.stages import config as kconfig
 
 from fakes import make_fake_tree, make_project, write_exe
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.ssh import CmdResult
+from harness.stages.ssh import CmdResult
 
 #: The checked-in fake kernel tree (copied, never used in place).
 FAKE_LINUX = Path(__file__).resolve().parents[1] / "fakelinux"
@@ -109,7 +109,7 @@ Answer = CmdResult | Callable[["FakeGuest", str], CmdResult]
 
 @dataclass
 class FakeGuest:
-    """Stands in for :class:`harness.ssh.Guest`: answers the harness's guest commands.
+    """Stands in for :class:`harness.stages.ssh.Guest`: answers the harness's guest commands.
 
     The probes of the sysctl (``cat``/``echo`` on /proc/sys/vm/recharge_offline_memcgs),
     ``guest-setup.sh`` and ``dmesg`` are answered from its state; any other command by

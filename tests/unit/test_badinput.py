@@ -14,7 +14,7 @@ The subprocesses run ``_DRIVER`` (below), not bare ``python -m harness``: the
 harness prefers the ``vng`` next to its interpreter (this venv has the real
 one, which would start the real QEMU).  The driver points ``vng_tool`` at the
 fakes (the kernel-build lock is in the test's own cache) and, when asked,
-``harness.ssh.Guest`` at a ``fakes.FakeGuest``;
+``harness.stages.ssh.Guest`` at a ``fakes.FakeGuest``;
 the rest (git, make, qemu) is found on ``PATH`` like in production.
 """
 
@@ -33,8 +33,9 @@ from pathlib import Path
 import pytest
 from test_vm import _alive
 
-from harness import build as buildmod
-from harness import cli, vm
+from harness import cli
+from harness.stages import boot as vm
+from harness.stages import build as buildmod
 
 from fakes import make_patch, write_exe
 
@@ -130,7 +131,7 @@ _DRIVER = r'''
 import os, sys, time
 from pathlib import Path
 sys.path.insert(0, os.environ["HARNESS_UNIT_TESTS"])
-import harness.build, harness.kconfig, harness.paths, harness.vm
+import harness.stages.build, harness.stages.config, harness.paths, harness.stages.boot
 from harness.errors import InfraError
 
 BIN = Path(os.environ["FAKE_BIN"])
@@ -141,11 +142,11 @@ def vng_tool(name):
         raise InfraError(f"{name} not found (fake bin {BIN})")
     return str(p)
 
-harness.kconfig.vng_tool = harness.vm.vng_tool = vng_tool
-harness.vm.PORT_CHECK_S = 0.3
+harness.stages.config.vng_tool = harness.stages.boot.vng_tool = vng_tool
+harness.stages.boot.PORT_CHECK_S = 0.3
 MODE = os.environ.get("FAKE_GUEST")
 if MODE:
-    import harness.ssh
+    import harness.stages.ssh
     from fakes import FakeGuest, run_programs
 
     class Guest(FakeGuest):
@@ -168,7 +169,7 @@ if MODE:
                     time.sleep(0.05)
             return super().connect(deadline_s, alive)
 
-    harness.ssh.Guest = Guest
+    harness.stages.ssh.Guest = Guest
 from harness.cli import main
 sys.exit(main(sys.argv[1:]))
 '''

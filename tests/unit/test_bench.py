@@ -12,10 +12,10 @@ from typing import Any
 
 import pytest
 
-from harness import bench
-from harness.pipeline import Options
-from harness.rundir import ChildRun
-from harness.ssh import CmdResult
+from harness.modes import bench
+from harness.modes.child import ChildRun
+from harness.modes.run import Options
+from harness.stages.ssh import CmdResult
 
 from fakes import FakeGuest, git
 
@@ -127,12 +127,12 @@ def test_make_edit_series_copies_the_series_and_is_stable(tmp_path: Path) -> Non
 
 
 HLOG = """\
-2026-11-26 10:00:00,000 I harness.pipeline: == config
+2026-11-26 10:00:00,000 I harness.modes.run: == config
 2026-11-26 10:00:01,000 W harness.paths: waiting for the kernel build lock (lock /tmp/recharge-kbuild.lock held by another process)
 2026-11-26 10:00:31,500 I harness.paths: got the kernel build lock
-2026-11-26 10:00:32,000 I harness.pipeline: == build
-2026-11-26 10:01:00,000 I harness.vm: vm: starting TCG guest, ssh on 127.0.0.1:4000 (console: x)
-2026-11-26 10:01:20,000 I harness.suites: suites: recharge[sysctl=1] (timeout 900s, cwd /mnt/rhscratch)
+2026-11-26 10:00:32,000 I harness.modes.run: == build
+2026-11-26 10:01:00,000 I harness.stages.boot: vm: starting TCG guest, ssh on 127.0.0.1:4000 (console: x)
+2026-11-26 10:01:20,000 I harness.stages.suites: suites: recharge[sysctl=1] (timeout 900s, cwd /mnt/rhscratch)
 """
 
 CONSOLE = """\
@@ -444,7 +444,8 @@ def test_bench_stops_when_the_series_does_not_apply(world: SimpleNamespace) -> N
 
 
 def test_cold_build_with_a_fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import kconfig, proc
+    from harness import proc
+    from harness.stages import config as kconfig
 
     tree, project = tmp_path / "tree", tmp_path / "project"
     (tree / "tools/testing/selftests/cgroup").mkdir(parents=True)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import build
 from harness.errors import BuildError
+from harness.stages import build
 
 from fakes import make_fake_tree
 

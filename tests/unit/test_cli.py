@@ -8,8 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli, pipeline, vm
+from harness import cli
 from harness.model import StageResult, Status, SuiteRun
+from harness.modes import run as pipeline
+from harness.stages import boot as vm
 
 from fakes import (
     DEFAULT_KTAP,
@@ -118,9 +120,9 @@ def test_full_run_with_fakes(env, capsys, tmp_path: Path, monkeypatch, code: int
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:" + __import__("os").environ["PATH"])
     monkeypatch.setattr(vm, "vng_tool", lambda name: str(fake_vng))
     monkeypatch.setattr(vm, "PORT_CHECK_S", 0.2)
-    import harness.ssh
+    import harness.stages.ssh
 
-    monkeypatch.setattr(harness.ssh, "Guest", cli_guest(code, ktap))
+    monkeypatch.setattr(harness.stages.ssh, "Guest", cli_guest(code, ktap))
     (project / "selftests").mkdir()
     (project / "selftests" / "guest-setup.sh").write_text("#!/bin/sh\n")
     rc, err = _main(capsys, "run", "--tree", str(tree), "--project", str(project),

@@ -10,8 +10,9 @@ from typing import Any
 
 from test_compare import PASSED, make_run
 
-from harness import cli, rundir
-from harness.rundir import ChildRun
+from harness import cli
+from harness.modes import child as rundir
+from harness.modes.child import ChildRun
 
 from fakes import make_project
 

@@ -6,8 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from harness import series, source
 from harness.errors import SeriesError
+from harness.stages import apply as series
+from harness.stages import source
 
 from fakes import git, make_fake_tree, make_patch, snapshot
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import source
 from harness.errors import SourceError
+from harness.stages import source
 
 from fakes import git, make_fake_tree, snapshot
 

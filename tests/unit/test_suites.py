@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from harness import suites
 from harness.errors import UserError
 from harness.model import Status
-from harness.ssh import CmdResult
+from harness.stages import suites
+from harness.stages.ssh import CmdResult
 
 from fakes import FakeGuest
 
@@ -100,13 +100,6 @@ def test_guest_death_marks_rest_notrun(tmp_path: Path) -> None:
     assert "guest died during a" in (runs[1].error or "")
 
 
-def test_status_from_without_parser() -> None:
-    assert suites.status_from(0, KTAP_OK, None) == (Status.PASS, None)
-    assert suites.status_from(0, KTAP_FAIL, None)[0] == Status.FAIL
-    assert suites.status_from(4, "", None)[0] == Status.SKIP
-    assert suites.status_from(137, "", None)[0] == Status.ERROR
-
-
 def test_wrapper_prefixes_the_program_or_reports_it_missing(tmp_path: Path) -> None:
     suite = suites.Suite("test_kmem", "cgroup", "test_kmem", wrapper="ext4-root.sh")
     kdir = _prog_dir(tmp_path, "test_kmem")
@@ -138,7 +131,7 @@ def test_stress_seconds_reaches_only_the_scenarios() -> None:
 
 
 def test_known_failures_become_xfail_and_nothing_else_does(tmp_path: Path) -> None:
-    from harness.ktap import CaseStatus
+    from harness.parse.ktap import CaseStatus
 
     known = suites.KnownFailure("b", "base fails too", cpus=2, measured=(("x", 5),))
     suite = suites.Suite("k", "cgroup", "test_kmem", known_failures=(known,))

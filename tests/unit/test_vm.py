@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import vm
 from harness.errors import InfraError, UserError
+from harness.stages import boot as vm
 
 from fakes import write_exe
 

@@ -11,8 +11,8 @@ private worktree ``<cache>/worktrees/bisect-<id>`` without a checkout, and
 
 1. A must be an ancestor of B; the predicate must call A good and B bad
    (else exit 2: nothing to bisect);
-2. ``git bisect run <python> -m harness.bisect step <run_dir>``: each step reads
-   ``BISECT_HEAD`` and calls the predicate (harness.predicate), by default a child
+2. ``git bisect run <python> -m harness.modes.bisect step <run_dir>``: each step reads
+   ``BISECT_HEAD`` and calls the predicate (harness.modes.predicate), by default a child
    ``recharge-harness run --tree PATH --base <commit>`` (empty series unless
    ``--series``), then:
 
@@ -41,7 +41,7 @@ Files in ``out/<N>/``: ``bisect-state.json`` (what to resume), ``bisect.log``
 
 The predicate is injectable (``--predicate module:function`` or
 ``/path/file.py:function``): a callable taking a ``StepContext`` and returning
-an ``Observation`` (see harness.predicate).  Exit codes: 0 the first bad commit was
+an ``Observation`` (see harness.modes.predicate).  Exit codes: 0 the first bad commit was
 found; 2 otherwise (endpoints not as claimed, only skipped commits left, abort).
 """
 
@@ -62,7 +62,7 @@ from typing import TYPE_CHECKING, Any
 
 from harness import gitutil, proc
 from harness.errors import EXIT_NO_VERDICT, EXIT_PASS, UserError
-from harness.predicate import (
+from harness.modes.predicate import (
     DEFAULT_PREDICATE,
     Observation,
     Predicate,
@@ -73,7 +73,7 @@ from harness.predicate import (
 )
 
 if TYPE_CHECKING:
-    from harness.pipeline import Options
+    from harness.modes.run import Options
 
 __all__ = ["ACTION_EXIT", "BisectState", "Bisector", "Observation", "Outcome", "StepContext",
            "Verdict", "action_for", "combine", "evaluate", "main", "step_main"]
@@ -229,7 +229,7 @@ def _save_log(worktree: Path, run_dir: Path) -> None:
 
 
 def step_main(argv: list[str]) -> int:
-    """``python -m harness.bisect step <run_dir>``: what ``git bisect run`` calls."""
+    """``python -m harness.modes.bisect step <run_dir>``: what ``git bisect run`` calls."""
     import signal
 
     logging.basicConfig(level=logging.INFO, format="%(levelname).1s: %(message)s",
@@ -240,7 +240,7 @@ def step_main(argv: list[str]) -> int:
 
     signal.signal(signal.SIGTERM, terminated)
     if len(argv) != 2 or argv[0] != "step":
-        print("usage: python -m harness.bisect step RUN_DIR", file=sys.stderr)
+        print("usage: python -m harness.modes.bisect step RUN_DIR", file=sys.stderr)
         return ACTION_EXIT["abort"]
     run_dir = Path(argv[1])
     try:
@@ -317,7 +317,7 @@ class Bisector:
         return None
 
     def _step_command(self) -> list[str]:
-        return [sys.executable, "-m", "harness.bisect", "step", str(self.run_dir)]
+        return [sys.executable, "-m", "harness.modes.bisect", "step", str(self.run_dir)]
 
     def run(self) -> Outcome:
         s, start = self.state, time.monotonic()
@@ -501,7 +501,8 @@ def resolve_range(opts: "Options", args: argparse.Namespace) -> tuple[Path, str,
 
 def new_state(opts: "Options", args: argparse.Namespace, run_dir: Path,
               tree: Path, good: str, bad: str) -> BisectState:
-    from harness import rundir, source
+    from harness.modes import child as rundir
+    from harness.stages import source
 
     src = source.tree_source(opts.cache, tree, bad)
     empty = run_dir / "empty.series"
@@ -518,8 +519,8 @@ def new_state(opts: "Options", args: argparse.Namespace, run_dir: Path,
 
 
 def main(opts: "Options", args: argparse.Namespace) -> tuple[int, str]:
+    from harness.modes.run import make_run_dir
     from harness.paths import atomic_write
-    from harness.pipeline import make_run_dir
 
     if args.resume is not None:
         run_dir = args.resume.expanduser().resolve()
@@ -550,9 +551,9 @@ def main(opts: "Options", args: argparse.Namespace) -> tuple[int, str]:
                               f"{outcome.detail} - {run_dir}"
 
 
-if __name__ == "__main__":  # `git bisect run` calls: python -m harness.bisect step RUN_DIR
+if __name__ == "__main__":  # `git bisect run` calls: python -m harness.modes.bisect step RUN_DIR
     # Run the step from the importable module, not this __main__ copy: predicates import
-    # harness.bisect, and its Verdict must be the one the step compares against.
-    from harness.bisect import step_main as _step_main
+    # harness.modes.bisect, and its Verdict must be the one the step compares against.
+    from harness.modes.bisect import step_main as _step_main
 
     raise SystemExit(_step_main(sys.argv[1:]))

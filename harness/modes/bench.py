@@ -21,7 +21,7 @@ stage split) and ``bench.md`` (the table) in ``<out>/<N>/``:
   (median, spread), recharge throughput; patched / base ratios.
 
 The child runs are ordinary harness runs (``python -m harness ...`` via
-:mod:`harness.rundir`), with their own run directories under ``<out>/<N>/runs/``.
+:mod:`harness.modes.child`), with their own run directories under ``<out>/<N>/runs/``.
 Every number in the report is measured in this run; nothing is hard-coded but the
 goals.
 """
@@ -47,14 +47,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Protocol
 
-from harness import buildlog, rundir
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, HarnessError, InfraError
+from harness.modes import child as rundir
+from harness.modes.child import ChildRun, ChildRunner
+from harness.parse import buildlog
 from harness.paths import kbuild_lock
-from harness.profiles import BASE_FRAGMENTS, PROFILES
-from harness.rundir import ChildRun, ChildRunner
+from harness.stages.profiles import BASE_FRAGMENTS, PROFILES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.pipeline import Options
+    from harness.modes.run import Options
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +71,7 @@ GOAL_HOT_RATIO = 0.99  # patched / base throughput on the hot path
 #: Cold-build profiles (docs/design.md, PROFILES): base config of virtme-configkernel,
 #: then the fragments in the order the pipeline merges them (the tree's cgroup
 #: selftest config first, then recharge + testenv, then the profile's own).
-#: Built from harness.profiles: "tiny" is the default test profile, "vng-full" the
+#: Built from harness.stages.profiles: "tiny" is the default test profile, "vng-full" the
 #: ``vng`` profile (virtme-ng's default config with the same fragments).
 COLD_PROFILES: dict[str, tuple[str, tuple[str, ...]]] = {
     label: (PROFILES[name].base, BASE_FRAGMENTS + PROFILES[name].fragments)
@@ -111,7 +112,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 2; recharge cases only in the first)")
     g.add_argument("--insn-windows", type=int, default=3,
                    help="instruction-count windows per hot-path case, counted by a QEMU TCG "
-                        "plugin built on demand (harness/insncount.py; default 3, 0: off)")
+                        "plugin built on demand (harness/stages/insncount.py; default 3, 0: off)")
     p.epilog = ("Writes <out>/<N>/bench.json and bench.md; exit 0 when everything was "
                 "measured (goals missed or not), 1 when a hot-path case found a functional "
                 "failure, 2 when a measurement could not be made.")
@@ -471,8 +472,8 @@ def make_edit_series(series_file: Path | None, memcontrol: str, dest: Path) -> P
     Rewritten only when the content changes, so the harness's branch for it
     (named after a hash of the patches) is reused from one bench run to the next.
     """
-    from harness import series as seriesmod
     from harness.paths import write_if_changed
+    from harness.stages import apply as seriesmod
 
     names: list[str] = []
     if series_file is not None and series_file.is_file():
@@ -493,7 +494,7 @@ def make_edit_series(series_file: Path | None, memcontrol: str, dest: Path) -> P
 
 def edit_branch_exists(repo: Path, worktree_name: str, base_commit: str, series: Path) -> bool:
     from harness import gitutil
-    from harness import series as seriesmod
+    from harness.stages import apply as seriesmod
 
     key = seriesmod.series_key(base_commit, seriesmod.read_series(series))
     return gitutil.rev_parse(repo, f"refs/heads/harness/{worktree_name}/{key[:16]}") is not None
@@ -577,7 +578,7 @@ def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *
                 insn: Any = None) -> list[dict[str, Any]]:
     """``rounds`` x (sysctl 0 and 1, ABBA order; or once if the sysctl is absent).
 
-    ``insn``: a :class:`harness.insncount.Session` when the guest runs under the
+    ``insn``: a :class:`harness.stages.insncount.Session` when the guest runs under the
     instruction-counting plugin (adds ``-i N`` and each run's instruction windows).
     """
     probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent", 30)
@@ -637,9 +638,9 @@ def booted_guest(opts: "Options", bzimage: Path, workdir: Path, budget_s: int = 
 
     ``qemu_opts(accel)``: extra QEMU options for the chosen accelerator.
     """
-    from harness import vm as vmmod
     from harness.errors import BootError
-    from harness.ssh import Guest
+    from harness.stages import boot as vmmod
+    from harness.stages.ssh import Guest
 
     workdir.mkdir(parents=True, exist_ok=True)
     ext4, swap = vmmod.make_scratch_images(workdir, log_path=workdir / "scratch.log")
@@ -683,7 +684,7 @@ KernelBench = Callable[[str, Path, Path, Path], tuple[dict[str, Any], list[dict[
 
 
 def default_kernel_bench(opts: "Options", cfg: BenchConfig) -> KernelBench:
-    from harness import insncount
+    from harness.stages import insncount
 
     plugin: list[insncount.Plugin] = []  # built once, for the first kernel
 
@@ -787,7 +788,7 @@ def find_base_kernel(roots: list[Path], base_commit: str, profile: str,
 
 def config_difference(a: Path, b: Path) -> list[str]:
     """Options whose value differs between two ``.config`` files (series options excluded)."""
-    from harness.kconfig import parse_config
+    from harness.stages.config import parse_config
 
     try:
         ca = parse_config(a.read_text(encoding="utf-8"))
@@ -851,8 +852,9 @@ def cold_fragments(project: Path, tree: Path, profile: str) -> tuple[str, list[P
 def cold_build(project: Path, tree: Path, tree_commit: str, kbuild: Path, profile: str,
                log_dir: Path, jobs: int) -> dict[str, Any]:
     """Configure and build ``profile`` from scratch in a fresh ``kbuild`` (no ccache)."""
-    from harness import kconfig, proc
+    from harness import proc
     from harness.paths import cache_root, file_lock
+    from harness.stages import config as kconfig
 
     mode, frags = cold_fragments(project, tree, profile)
     if kbuild.exists():
@@ -908,7 +910,7 @@ def cold_build(project: Path, tree: Path, tree_commit: str, kbuild: Path, profil
 
 
 def buildlog_first_error(path: Path) -> str:
-    from harness.build import first_error
+    from harness.stages.build import first_error
 
     try:
         return first_error(path.read_text(encoding="utf-8", errors="replace"))
@@ -1023,7 +1025,7 @@ class Bench:
             self._cold(src)
 
     def _fragments(self, src: dict[str, Any]) -> list[Path] | None:
-        from harness.pipeline import fragments_for
+        from harness.modes.run import fragments_for
 
         try:
             return fragments_for(self.opts.project, Path(src.get("worktree", "/nonexistent")),
@@ -1082,8 +1084,8 @@ class Bench:
 
     def _make_noop(self, child: ChildRun) -> dict[str, Any]:
         """``make bzImage`` with nothing to do: the floor of every incremental build."""
-        from harness import build as buildmod
         from harness.paths import file_lock
+        from harness.stages import build as buildmod
 
         meta = child.metadata()
         kbuild = Path(str(meta.get("config", {}).get("kbuild", "") or "/nonexistent"))
@@ -1157,7 +1159,7 @@ class Bench:
         info["functional_failures"] = failures
         if "patched" in merged:
             info["ratios"] = hot_ratios(merged["patched"], merged.get("base"))
-            from harness import insncount
+            from harness.stages import insncount
             info["insn_ratios"] = insncount.ratios(merged["patched"], merged.get("base"))
 
     # -- cold --------------------------------------------------------------
@@ -1320,7 +1322,7 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
             out.append({"goal": f"hot path {row['case']} patched[{key}] / base",
                         "target": f">= {GOAL_HOT_RATIO}", "value": r, "unit": "x", "met": met,
                         "bound": bound})
-    from harness import insncount
+    from harness.stages import insncount
     out += insncount.goals(steps.get("hotpath", {}))
     return out
 
@@ -1447,7 +1449,7 @@ def render_markdown(data: dict[str, Any]) -> str:
                          f"{row.get('sysctl0_over_base', 'n/a')} | "
                          f"{row.get('sysctl1_over_base', 'n/a')} | "
                          f"{row.get('sysctl1_over_sysctl0', 'n/a')} |")
-        from harness import insncount
+        from harness.stages import insncount
         lines += insncount.markdown(hp)
         loads = [f"{lbl}: {', '.join(f'{x:.1f}' for x in hp[lbl]['boot'][k])}"
                  for lbl in ("patched", "base") for k in ("host_loadavg_after",)
@@ -1518,7 +1520,7 @@ def exit_code(data: dict[str, Any]) -> int:
 def main(opts: "Options", args: argparse.Namespace, runner: ChildRunner | None = None,
          kernel_bench: KernelBench | None = None) -> tuple[int, str]:
     """``bench``: returns (exit code, one line)."""
-    from harness.pipeline import make_run_dir
+    from harness.modes.run import make_run_dir
 
     cfg = BenchConfig.from_args(args)
     run_dir = make_run_dir(opts.out)

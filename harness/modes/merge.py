@@ -16,7 +16,7 @@ the merged JUnit (error -> 2, failure -> 1), so a shard that never reached a
 verdict keeps the merged result at 2 even if its junit.xml looks clean.  A
 shard selection that does not cover every shard index, or covers one twice,
 is reported as an error case as well.  The inventory is checked over the union
-of the shards: every case a shard's kernel required to pass (harness.inventory)
+of the shards: every case a shard's kernel required to pass (harness.stages.inventory)
 must pass in the merged report, else a ``merge.inventory`` failure (exit 1).
 """
 
@@ -114,12 +114,14 @@ def _junit_code(path: Path) -> int:
 
 
 def _inventory_problems(shards: list[Shard], junit: Path) -> list[str]:
-    """The inventory over the union of the shards (harness.inventory.check_merged),
+    """The inventory over the union of the shards (harness.stages.inventory.check_merged),
     written into the merged junit.xml as failures of a ``merge.inventory`` testsuite."""
-    from harness import inventory, rundir
+    from harness.modes import child as rundir
+    from harness.stages import inventory, suites
 
     outcomes = {k: v.outcome for k, v in rundir.read_cases(junit).items()}
-    problems = inventory.check_merged([s.metadata or {} for s in shards], outcomes)
+    problems = inventory.check_merged([s.metadata or {} for s in shards], outcomes,
+                                     suites.suite_key)
     if problems:
         xml = JUnitXml.fromfile(str(junit))
         bad = TestSuite(f"{MERGE_SUITE}.inventory")

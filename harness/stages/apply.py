@@ -18,7 +18,7 @@ from pathlib import Path
 
 from harness import gitutil
 from harness.errors import SeriesError
-from harness.source import Source
+from harness.stages.source import Source
 
 log = logging.getLogger(__name__)
 

@@ -21,12 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from harness import build as buildmod
-from harness import inventory, kconfig
-from harness import series as seriesmod
-from harness import source as sourcemod
-from harness import suites as suitesmod
-from harness import vm as vmmod
 from harness.errors import (
     EXIT_FAIL,
     EXIT_NO_VERDICT,
@@ -39,8 +33,15 @@ from harness.errors import (
 )
 from harness.model import StageResult, Status, SuiteRun
 from harness.paths import file_lock, kbuild_lock
-from harness.profiles import BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES, get_profile  # noqa: F401
 from harness.report.metadata import Metadata
+from harness.stages import apply as seriesmod
+from harness.stages import boot as vmmod
+from harness.stages import build as buildmod
+from harness.stages import config as kconfig
+from harness.stages import inventory
+from harness.stages import source as sourcemod
+from harness.stages import suites as suitesmod
+from harness.stages.profiles import BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES, get_profile  # noqa: F401
 
 log = logging.getLogger(__name__)
 
@@ -142,7 +143,7 @@ class Context:
     guest: Any = None
     accel: vmmod.AccelChoice | None = None
     runs: list[SuiteRun] = field(default_factory=list)
-    #: Whether the kernel's .config claims the series' feature (harness.inventory).
+    #: Whether the kernel's .config claims the series' feature (harness.stages.inventory).
     feature: bool | None = None
 
 
@@ -407,7 +408,7 @@ class Pipeline:
                                     "memory": o.memory, "cpus": o.cpus, **vmmod.host_facts()})
             c.vm = vmmod.Vm(spec, vmdir)
             c.vm.start()
-            from harness.ssh import Guest
+            from harness.stages.ssh import Guest
 
             c.guest = Guest("127.0.0.1", c.vm.port, "root", c.vm.key_path,
                             c.vm.host_key_files())
@@ -555,7 +556,7 @@ class Pipeline:
         if not src.is_file():
             return None
         try:
-            from harness import logscan
+            from harness.parse import logscan
         except ImportError:
             return None
         ignore_file = self.o.project / "logscan.ignore"

@@ -28,7 +28,7 @@ from pathlib import Path
 
 from harness import proc
 from harness.errors import BootError, CommandTimeout, InfraError, UserError
-from harness.kconfig import vng_tool, vng_version
+from harness.stages.config import vng_tool, vng_version
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class VmSpec:
     force_9p: bool = False
     tcg_multithread: bool = False
     extra_append: tuple[str, ...] = ()
-    #: more QEMU options, each one ``--qemu-opts=`` (e.g. a TCG plugin: harness.insncount)
+    #: more QEMU options, each one ``--qemu-opts=`` (e.g. a TCG plugin: harness.stages.insncount)
     qemu_opts: tuple[str, ...] = ()
 
 

@@ -6,7 +6,7 @@ its timeout and the value of ``vm.recharge_offline_memcgs`` it needs.
 
 Programs print KTAP and exit 0 pass / 1 fail / 4 skip (kselftest codes).
 Raw output goes to ``ktap/<suite>.tap``; the text is handed to
-``harness.ktap.parse_ktap``.  Each suite's start and end are written to
+``harness.parse.ktap.parse_ktap``.  Each suite's start and end are written to
 ``/dev/kmsg`` so kernel-log findings can be attributed to it.
 """
 
@@ -22,12 +22,14 @@ from typing import Any, Callable, Protocol
 
 from harness.errors import UserError
 from harness.model import Status, SuiteRun
+from harness.parse.ktap import KtapResult, parse_ktap
+from harness.verdict import suite_status
 
 log = logging.getLogger(__name__)
 
 SYSCTL = "vm.recharge_offline_memcgs"
 SYSCTL_PATH = "/proc/sys/vm/recharge_offline_memcgs"
-#: kernel-log marker understood by harness.logscan (``<MARKER> begin|end <suite>``).
+#: kernel-log marker understood by harness.parse.logscan (``<MARKER> begin|end <suite>``).
 MARKER = "RECHARGE-HARNESS:"
 #: ext4 scratch disk mounted by selftests/guest-setup.sh: real page cache + O_TMPFILE.
 SCRATCH = "/mnt/rhscratch"
@@ -55,7 +57,7 @@ class Suite:
     #: that matches it is reported as XFAIL (not counted); any other failure, of that
     #: case too, still counts.  A known failure that passes is reported as XPASS.
     known_failures: tuple["KnownFailure", ...] = ()
-    #: The inventory (harness.inventory): every case the program reports, in its order.
+    #: The inventory (harness.stages.inventory): every case the program reports, in its order.
     #: A run whose output lacks one of them ended early or runs another program version
     #: (the kernel's suites print no plan: this is how a cut stream is noticed).
     cases: tuple[str, ...] = ()
@@ -194,7 +196,7 @@ def apply_known_failures(result: Any, known: tuple[KnownFailure, ...],
         return result, []
     from dataclasses import replace as dc_replace
 
-    from harness.ktap import CaseStatus
+    from harness.parse.ktap import CaseStatus
 
     by_case = {k.case: k for k in known}
     hit: list[str] = []
@@ -232,11 +234,7 @@ class Runner(Protocol):
             kill_after: float = 10.0) -> Any: ...
 
 
-def _parse(text: str, name: str) -> Any:
-    try:
-        from harness.ktap import parse_ktap
-    except ImportError:  # written in parallel; the run still reports exit codes
-        return None
+def _parse(text: str, name: str) -> KtapResult | None:
     try:
         return parse_ktap(text, name)
     except Exception as e:  # a parser bug must not lose the run
@@ -244,37 +242,9 @@ def _parse(text: str, name: str) -> Any:
         return None
 
 
-def _judge(result: Any, exit_code: int | None, text: str) -> tuple[Status, str | None]:
-    try:
-        from harness.ktap import judge
-    except ImportError:
-        return status_from(exit_code, text, result)
-    status, why = judge(result, exit_code)
+def _judge(result: KtapResult | None, exit_code: int | None) -> tuple[Status, str | None]:
+    status, why = suite_status(result, exit_code)
     return status, (why or None)
-
-
-_NOT_OK_RE = re.compile(r"^not ok \d+", re.M)
-_SKIP_ALL_RE = re.compile(r"^1\.\.0\s*#\s*SKIP", re.M | re.I)
-
-
-def status_from(exit_code: int | None, text: str, result: Any) -> tuple[Status, str | None]:
-    """Suite status from the exit code, the raw text and (if any) the parsed result."""
-    if exit_code is None:
-        return Status.ERROR, "no exit status"
-    if exit_code == 124:
-        return Status.ERROR, "timed out"
-    if exit_code >= 128 or exit_code < 0:
-        return Status.ERROR, f"killed by signal {exit_code - 128 if exit_code >= 128 else -exit_code}"
-    parsed = getattr(result, "status", None)
-    if isinstance(parsed, Status) and parsed in (Status.ERROR,):
-        return Status.ERROR, getattr(result, "error", None) or "KTAP error"
-    if exit_code == 4 or (exit_code == 0 and _SKIP_ALL_RE.search(text)):
-        return Status.SKIP, None
-    if exit_code != 0 or _NOT_OK_RE.search(text):
-        return Status.FAIL, None
-    if isinstance(parsed, Status) and parsed == Status.FAIL:
-        return Status.FAIL, None
-    return Status.PASS, None
 
 
 def not_run(suite: Suite, reason: str, status: Status = Status.NOTRUN) -> SuiteRun:
@@ -295,8 +265,8 @@ def run_suite(
     """Run one suite in the guest and apply the inventory; never raises for a test outcome.
 
     ``feature``: whether the kernel's .config claims the series' feature
-    (harness.inventory); None when unknown (then nothing is required of it)."""
-    from harness import inventory
+    (harness.stages.inventory); None when unknown (then nothing is required of it)."""
+    from harness.stages import inventory
 
     run = _run_suite(guest, suite, program_dir, ktap_dir, timeout_scale=timeout_scale,
                      wrapper_dir=wrapper_dir, feature=feature)
@@ -335,7 +305,7 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
                        Status.ERROR)
     if suite.sysctl is not None:
         if not present:
-            from harness.inventory import FEATURE_OPTION, without_feature
+            from harness.stages.inventory import FEATURE_OPTION, without_feature
 
             if feature:  # the series is in, its sysctl is not: the kernel is broken
                 return not_run(suite, f"sysctl {SYSCTL} absent although the kernel's .config "
@@ -382,7 +352,7 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
     elif res.timed_out:
         status, error = Status.ERROR, f"timed out after {timeout}s (killed)"
     else:
-        status, error = _judge(result, exit_code, text)
+        status, error = _judge(result, exit_code)
     log.info("suites: %s -> %s%s (%.0fs)", suite.name, status.name,
              f" ({error})" if error else "", duration)
     return SuiteRun(name=suite.name, status=status, duration_s=duration, raw_output=text,
@@ -400,7 +370,7 @@ def run_suites(
     feature: bool | None = None,
 ) -> list[SuiteRun]:
     """Run ``suites`` in order; once the guest is gone the rest are NOTRUN."""
-    from harness import inventory
+    from harness.stages import inventory
 
     runs: list[SuiteRun] = []
     dead: str | None = None
@@ -414,3 +384,21 @@ def run_suites(
         if r.status == Status.ERROR and alive is not None and not alive():
             dead = f"not run: the guest died during {s.name}"
     return runs
+
+
+_SYSCTL_SUFFIX = re.compile(r"\[sysctl=\d+\]$")
+
+
+def suite_key(name: str, table: set[str] | None = None) -> str:
+    """The suite-table name of a JUnit testsuite name.
+
+    The kernel's own suites set the sysctl only where it exists, so their JUnit name is
+    ``test_kmem[sysctl=1]`` on the patched kernel and ``test_kmem`` on the base: both
+    are the table's ``test_kmem``.  Suites whose table name carries the variant
+    (``recharge[sysctl=0]``) keep it."""
+    if table is None:
+        table = {s.name for s in SUITES}
+    if name in table:
+        return name
+    stripped = _SYSCTL_SUFFIX.sub("", name)
+    return stripped if stripped in table else name

@@ -1,12 +1,12 @@
 """The inventory: which cases a suite must report, and when they must pass.
 
 The lists live next to the suite table (``Suite.cases``, ``Suite.feature_cases`` in
-harness/suites.py).  Applied to every suite a run selects (after ``--suite`` and
+harness/stages/suites.py).  Applied to every suite a run selects (after ``--suite`` and
 ``--shard``; ``merge`` checks the union of its shards, :func:`check_merged`):
 
 * a case of ``Suite.cases`` the output lacks -> an ERROR case ("no result"): the
   output ended early (the kernel's suites print no plan, so nothing else notices) or
-  the program and harness/suites.py disagree.  When the output has names the list
+  the program and harness/stages/suites.py disagree.  When the output has names the list
   does not know, the program is another version (a ``--tree`` other than 6.12): only
   the feature cases are then checked;
 * when the kernel claims the feature (:func:`claims_feature`), each of
@@ -15,22 +15,32 @@ harness/suites.py).  Applied to every suite a run selects (after ``--suite`` and
   its ``.config``, never from ``--series``: a ``--tree`` with the series committed,
   or a bisect step, has an empty series but the feature.
 
-Without the feature, skips stay legitimate and say so (harness.suites).
+Without the feature, skips stay legitimate and say so (harness.stages.suites).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-from harness.ktap import CaseStatus, KtapCase, KtapResult
 from harness.model import Status, SuiteRun
+from harness.parse.ktap import CaseStatus, KtapCase, KtapResult
 
-if TYPE_CHECKING:
-    from harness.suites import Suite
+
+class Suite(Protocol):
+    """What the inventory needs of a suite of the table (harness/stages/suites.py)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cases(self) -> tuple[str, ...]: ...
+    @property
+    def feature_cases(self) -> tuple[str, ...]: ...
+
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +86,7 @@ def _problems(suite: "Suite", result: KtapResult | None,
     required = suite.feature_cases if feature else ()
     foreign = [n for n in printed if n not in table]
     if foreign:
-        log.info("inventory: %s prints cases harness/suites.py does not list (%s): another "
+        log.info("inventory: %s prints cases harness/stages/suites.py does not list (%s): another "
                  "version of the program; only the feature cases are checked",
                  suite.name, ", ".join(foreign[:3]))
     failed: list[str] = []
@@ -106,7 +116,7 @@ def _problems(suite: "Suite", result: KtapResult | None,
             failed.append(name)
         else:
             why = ("no result: the output ended before it, or the program no longer has it "
-                   f"(harness/suites.py lists {len(table)} cases for {suite.name})")
+                   f"(harness/stages/suites.py lists {len(table)} cases for {suite.name})")
             cases.append(KtapCase(number, name, CaseStatus.ERROR, why))
             errored.append(name)
     return cases, failed, errored
@@ -136,17 +146,17 @@ def check(suite: "Suite", run: SuiteRun, feature: bool | None) -> SuiteRun:
                    error=f"{run.error}; {text}" if run.error else text)
 
 
-def record(suites: "list[Suite]", feature: bool | None) -> dict[str, dict[str, list[str]]]:
+def record(suites: "Sequence[Suite]", feature: bool | None) -> dict[str, dict[str, list[str]]]:
     """What metadata.json keeps per selected suite, for ``merge`` (:func:`check_merged`)."""
     return {s.name: {"expected": list(expected(s, feature)),
                      "must_pass": list(s.feature_cases) if feature else []} for s in suites}
 
 
-def check_merged(metas: list[dict[str, Any]], outcomes: dict[tuple[str, str], str]) -> list[str]:
+def check_merged(metas: list[dict[str, Any]], outcomes: dict[tuple[str, str], str],
+                 suite_key: Callable[[str], str]) -> list[str]:
     """Problems of the union of shards: every case a shard's kernel required to pass
-    must be a pass in the merged JUnit (``outcomes``: (testsuite, testcase) -> outcome)."""
-    from harness.compare import suite_key
-
+    must be a pass in the merged JUnit (``outcomes``: (testsuite, testcase) -> outcome;
+    ``suite_key``: the table's name of a testsuite)."""
     by_suite: dict[str, dict[str, str]] = {}
     for (ts, name), outcome in outcomes.items():
         by_suite.setdefault(suite_key(ts), {})[name] = outcome

@@ -620,7 +620,7 @@ def markdown(hotpath: dict[str, Any]) -> list[str]:
             break
     if not plug:
         return []
-    lines = ["", "### Guest instructions (QEMU TCG plugin, `harness/insncount_plugin.c`)", ""]
+    lines = ["", "### Guest instructions (QEMU TCG plugin, `harness/stages/insncount_plugin.c`)", ""]
     if not plug.get("available") or plug.get("disabled"):
         lines.append(f"Not measured: {plug.get('reason')}. The ratios above are by time only.")
         return lines

@@ -1,7 +1,7 @@
 """Base versus patched: only what the series changed counts against it.
 
 ``recharge-harness compare [run options]`` runs the harness twice as a black box
-(:mod:`harness.rundir`), in ``out/<N>/base/`` and ``out/<N>/patched/``:
+(:mod:`harness.modes.child`), in ``out/<N>/base/`` and ``out/<N>/patched/``:
 
 1. the base: the same tree, ``--base``, profile, fragments and test selection,
    with an empty series (so options only the series defines, such as
@@ -24,7 +24,7 @@ Then only differences are reported:
 * **new build warning**: a compiler warning (file + message) in the patched build
   log that the base build log lacks, in a file the series touched or that the
   base build compiled (before the base build, the objects of the C files the
-  series touches are deleted so both builds recompile them: harness.buildlog).
+  series touches are deleted so both builds recompile them: harness.parse.buildlog).
 
 Failures the base shares are **pre-existing** (shown, not counted).  A patched
 kernel that does not apply, build or boot while the base does, a patched run
@@ -46,17 +46,18 @@ import enum
 import json
 import logging
 import os
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness import buildlog, rundir
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS
-from harness.rundir import CaseOutcome, ChildRun, ChildRunner
+from harness.modes import child as rundir
+from harness.modes.child import CaseOutcome, ChildRun, ChildRunner
+from harness.parse import buildlog
+from harness.stages.suites import suite_key
 
 if TYPE_CHECKING:
-    from harness.pipeline import Options
+    from harness.modes.run import Options
 
 log = logging.getLogger(__name__)
 
@@ -202,7 +203,7 @@ def diff_warnings(base_log: str, patched_log: str, touched: set[str],
 
 def series_touched(series_file: Path) -> set[str]:
     """Files the patches of a series file change (read from the patch files)."""
-    from harness.series import read_series
+    from harness.stages.apply import read_series
 
     files: set[str] = set()
     try:
@@ -218,24 +219,6 @@ def series_touched(series_file: Path) -> set[str]:
 # ------------------------------------------------------------------- judge --
 
 
-_SYSCTL_SUFFIX = re.compile(r"\[sysctl=\d+\]$")
-
-
-def suite_key(name: str, table: set[str] | None = None) -> str:
-    """The suite-table name of a JUnit testsuite name.
-
-    The kernel's own suites set the sysctl only where it exists, so their JUnit name is
-    ``test_kmem[sysctl=1]`` on the patched kernel and ``test_kmem`` on the base: both
-    are the table's ``test_kmem``.  Suites whose table name carries the variant
-    (``recharge[sysctl=0]``) keep it."""
-    if table is None:
-        from harness.suites import SUITES
-
-        table = {s.name for s in SUITES}
-    if name in table:
-        return name
-    stripped = _SYSCTL_SUFFIX.sub("", name)
-    return stripped if stripped in table else name
 
 
 def _read_cases(run: ChildRun) -> tuple[dict[tuple[str, str], CaseOutcome], str | None]:
@@ -402,7 +385,7 @@ def _forget_touched_objects(opts: "Options", touched: set[str]) -> None:
 
 
 def kbuild_worktree_name(opts: "Options") -> str:
-    """The cache worktree ``run`` uses (harness.source.Source.worktree_prefix)."""
+    """The cache worktree ``run`` uses (harness.stages.source.Source.worktree_prefix)."""
     import hashlib
 
     if opts.tree is None:
@@ -414,9 +397,9 @@ def kbuild_worktree_name(opts: "Options") -> str:
 def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
     """The build directory ``run`` uses for this tree and profile, if it exists.
 
-    Mirrors harness.pipeline (worktree name -> fragments -> kconfig.kbuild_key).
+    Mirrors harness.modes.run (worktree name -> fragments -> kconfig.kbuild_key).
     """
-    from harness import pipeline
+    from harness.modes import run as pipeline
 
     name = kbuild_worktree_name(opts)
     worktree = opts.cache / "worktrees" / name
@@ -574,7 +557,7 @@ def main(opts: "Options", args: argparse.Namespace,
     """``compare``: returns (exit code, verdict line)."""
     import sys
 
-    from harness.pipeline import make_run_dir
+    from harness.modes.run import make_run_dir
     from harness.report.metadata import Metadata
 
     run_dir = make_run_dir(opts.out)

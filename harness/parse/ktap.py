@@ -23,7 +23,7 @@ what would let an incomplete output pass: result numbers must run 1, 2, 3...
 in each block (a repeat or a jump is an error), ``1..0`` without ``# SKIP`` is
 an error, and an output with results but no plan (the 6.12 cgroup suites) that
 ends with text after its last result was cut mid-test (an error).  A missing
-plan by itself is not an error: the caller's inventory (harness.inventory)
+plan by itself is not an error: the caller's inventory (harness.stages.inventory)
 knows how many cases such a program reports.
 
 Diagnostic lines (``# ...`` and any unknown text) belong to the next result
@@ -40,13 +40,10 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.model import Status
-
 __all__ = [
     "CaseStatus",
     "KtapCase",
     "KtapResult",
-    "judge",
     "parse_ktap",
 ]
 
@@ -79,7 +76,7 @@ class KtapCase:
     diagnostics: tuple[str, ...] = ()
     subtests: tuple[KtapCase, ...] = ()
     missing: bool = False  # synthesised: planned but never reported
-    #: Set by the harness for a case of a suite's known failures (harness.suites):
+    #: Set by the harness for a case of a suite's known failures (harness.stages.suites):
     #: "xfail" (failed as known; status XFAIL, raw status FAIL) or "xpass" (passed).
     known: str = ""
 
@@ -485,54 +482,3 @@ def parse_ktap(text: str, name: str) -> KtapResult:
 # --------------------------------------------------------------------------- verdict
 
 KSFT_PASS, KSFT_FAIL, KSFT_XFAIL, KSFT_XPASS, KSFT_SKIP = 0, 1, 2, 3, 4
-
-
-def judge(result: KtapResult | None, exit_code: int | None) -> tuple[Status, str]:
-    """Suite status from its parsed output and the program's exit code.
-
-    Rules, first match wins:
-
-    * no exit code (timeout, lost connection) -> ERROR;
-    * exit code outside the kselftest codes 0-4 (crash signal, 124 timeout) -> ERROR;
-    * no result lines: a protocol error (``1..0`` without SKIP) -> ERROR;
-      ``1..0 # SKIP`` with exit 1 or 3 -> FAIL; ``1..0 # SKIP`` or exit 4 -> SKIP;
-      else ERROR;
-    * protocol errors (plan mismatch, numbers repeated or out of sequence, no plan
-      and text after the last result, Bail out!) or an ERROR case -> ERROR;
-    * a FAIL/XPASS/TIMEOUT case -> FAIL;
-    * exit 1 or 3 with no failing case -> FAIL;
-    * every case skipped -> SKIP; otherwise PASS.
-
-    The second element is a one-line reason ("" for PASS).
-    """
-    if exit_code is None:
-        return Status.ERROR, "no exit code (timed out or connection lost)"
-    if exit_code not in (KSFT_PASS, KSFT_FAIL, KSFT_XFAIL, KSFT_XPASS, KSFT_SKIP):
-        return Status.ERROR, f"exit code {exit_code}: program crashed or was killed"
-    if result is None or not result.cases:
-        if result is not None and result.errors:
-            return Status.ERROR, "; ".join(result.errors)
-        if result is not None and result.skip_all is not None:
-            if exit_code in (KSFT_FAIL, KSFT_XPASS):  # it says "skip" and exits "failed"
-                return Status.FAIL, (f"exit code {exit_code} with a skip-all plan "
-                                     f"({result.skip_all or 'no reason'})")
-            return Status.SKIP, result.skip_all or "skipped (1..0 # SKIP)"
-        if exit_code == KSFT_SKIP:
-            return Status.SKIP, "exit 4 (skip) without results"
-        return Status.ERROR, f"no KTAP results (exit {exit_code})"
-    cases = list(result.walk())
-    errored = [n for n, c in cases if c.status is CaseStatus.ERROR]
-    if result.errors or errored:
-        parts = list(result.errors)
-        if errored:
-            parts.append("error: " + ", ".join(errored[:3]) + (" ..." if len(errored) > 3 else ""))
-        return Status.ERROR, "; ".join(parts)
-    failed = [n for n, c in cases if c.status.failed]
-    if failed:
-        more = " ..." if len(failed) > 3 else ""
-        return Status.FAIL, f"{len(failed)} failed: " + ", ".join(failed[:3]) + more
-    if exit_code in (KSFT_FAIL, KSFT_XPASS):
-        return Status.FAIL, f"exit code {exit_code} although no case failed"
-    if all(c.status is CaseStatus.SKIP for _, c in cases):
-        return Status.SKIP, "all cases skipped"
-    return Status.PASS, ""

@@ -3,12 +3,12 @@
 A predicate is a callable taking a :class:`StepContext` (the commit, a fresh
 directory for its outputs, the attempt number, parameters) and returning an
 :class:`Observation` (a :class:`Verdict`, one line of detail, JSON-able evidence).
-``harness.bisect`` turns verdicts into ``git bisect`` answers.  A predicate is named
+``harness.modes.bisect`` turns verdicts into ``git bisect`` answers.  A predicate is named
 by a spec, ``package.module:function`` or ``/path/to/file.py:function``, because
 ``git bisect run`` calls it from another process.
 
 :func:`harness_predicate` runs ``recharge-harness run --tree T --base <commit>``
-as a child (:mod:`harness.rundir`) and :func:`classify` reads what the run left:
+as a child (:mod:`harness.modes.child`) and :func:`classify` reads what the run left:
 
 ========================================  =============
 the run                                   verdict
@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING, Any, Callable, Mapping
 from harness.errors import UserError
 
 if TYPE_CHECKING:
-    from harness.rundir import ChildRun
+    from harness.modes.child import ChildRun
 
 __all__ = ["DEFAULT_PREDICATE", "Observation", "Predicate", "StepContext", "Verdict",
            "absolute_spec", "classify", "harness_predicate", "load_predicate"]
 
-DEFAULT_PREDICATE = "harness.predicate:harness_predicate"
+DEFAULT_PREDICATE = "harness.modes.predicate:harness_predicate"
 
 
 class Verdict(enum.Enum):
@@ -108,7 +108,7 @@ def load_predicate(spec: str) -> Predicate:
 
 def classify(child: "ChildRun") -> Observation:
     """A finished harness run -> verdict, with its evidence."""
-    from harness import rundir
+    from harness.modes import child as rundir
 
     meta = child.metadata()
     ev: dict[str, Any] = {"run_dir": str(child.run_dir or ""), "exit_code": child.exit_code}
@@ -153,7 +153,7 @@ def classify(child: "ChildRun") -> Observation:
 
 def harness_predicate(ctx: StepContext) -> Observation:
     """The default predicate: ``recharge-harness run --tree T --base <commit>``."""
-    from harness import rundir
+    from harness.modes import child as rundir
 
     p = ctx.params
     args = ["run", "--tree", str(p["tree"]), "--base", ctx.commit, "--series", str(p["series"]),

@@ -14,7 +14,7 @@ directory (``O=``, shared with ``run``, so every build is incremental):
    warnings in the files patch k touches**: warnings located in those files
    whose (file, message) no earlier prefix showed.  So that an incremental
    build reports them, the objects of the C files that patch k and patch k+1
-   touch are deleted before building (harness.buildlog);
+   touch are deleted before building (harness.parse.buildlog);
 2. ``--boot``: ``run`` on the final prefix (as a child run: selftests, boot,
    suites; the kernel build is reused).
 
@@ -22,7 +22,7 @@ Checkpatch findings listed in the allow-list are reported as "allowed", not
 failures.  The list is ``--checkpatch-allow FILE``, else ``checkpatch-allow.txt``
 next to the series file, else the project's ``checkpatch-allow.txt`` (kept out
 of ``patches/``, which exporting the series regenerates).  Its format is in
-harness.checkpatch: ``<patch file or glob> <regex>  # reason`` per finding.
+harness.parse.checkpatch: ``<patch file or glob> <regex>  # reason`` per finding.
 
 One table (``summary.txt``), ``patchcheck.json``, ``junit.xml``; one exit code:
 0 every patch clean; 1 a checkpatch finding, a new warning or a failed suite;
@@ -44,15 +44,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Protocol, Sequence
 
-from harness import buildlog
-from harness.buildlog import CompilerWarning
-from harness.checkpatch import LEVELS, AllowRule, Finding, apply_allow, load_allow, parse_checkpatch
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, HarnessError, UserError
 from harness.model import Status
+from harness.parse import buildlog
+from harness.parse.buildlog import CompilerWarning
+from harness.parse.checkpatch import LEVELS, AllowRule, Finding, apply_allow, load_allow, parse_checkpatch
 
 if TYPE_CHECKING:
-    from harness.pipeline import Options
-    from harness.series import Patch
+    from harness.modes.run import Options
+    from harness.stages.apply import Patch
 
 log = logging.getLogger(__name__)
 
@@ -220,8 +220,8 @@ class KernelSteps:
         self._stack = contextlib.ExitStack()
 
     def __enter__(self) -> "KernelSteps":
-        from harness import source
         from harness.paths import file_lock
+        from harness.stages import source
 
         o = self.o
         self.src = source.prepare_source(o.cache, o.tree, o.base, self.run_dir / "source.log")
@@ -239,8 +239,8 @@ class KernelSteps:
         return d
 
     def apply_all(self, patches: Sequence["Patch"]) -> list[str]:
-        from harness import series
         from harness.errors import SeriesError
+        from harness.stages import apply as series
 
         ser = series.Series(series_file=None, patches=tuple(patches))
         try:
@@ -267,7 +267,8 @@ class KernelSteps:
         self.head = rev
 
     def configure(self, k: int, final: bool) -> None:
-        from harness import kconfig, pipeline
+        from harness.modes import run as pipeline
+        from harness.stages import config as kconfig
 
         o = self.o
         frags = pipeline.fragments_for(o.project, self.worktree, o.profile)
@@ -279,7 +280,7 @@ class KernelSteps:
             log.debug("patchcheck [%d]: config: %s", k, w)
 
     def build(self, k: int, forget: list[str]) -> Built:
-        from harness import build
+        from harness.stages import build
 
         gone = buildlog.forget_objects(self.kbuild, forget)
         if gone:
@@ -465,10 +466,11 @@ def _timed(what: str) -> Iterator[None]:
 
 def main(opts: "Options", args: argparse.Namespace,
          steps: Steps | None = None) -> tuple[int, str]:
-    from harness import rundir, series
+    from harness.modes import child as rundir
+    from harness.modes.run import make_run_dir
     from harness.paths import atomic_write
-    from harness.pipeline import make_run_dir
     from harness.report.metadata import Metadata
+    from harness.stages import apply as series
 
     series_file = opts.series or (opts.project / "patches" / "series")
     ser = series.read_series(series_file, required=True)

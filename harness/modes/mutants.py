@@ -5,11 +5,11 @@
 Each ``mutants/*.patch`` (format in ``mutants/README``) is a small bug planted on
 top of the series.  One at a time, in run order, the mutant gets a private series
 (the series' patches + the mutant, under ``out/<N>/series/<mutant>/``) and an
-ordinary child ``run`` (:mod:`harness.rundir`): the harness applies it with
+ordinary child ``run`` (:mod:`harness.modes.child`): the harness applies it with
 ``git am --3way`` in its cache worktree (never a user's tree), builds
 incrementally in the shared build directory, boots and runs the selected suites
 (default ``--suite recharge --suite scenarios``).  The child's outcome is read like
-a bisect step (:func:`harness.predicate.classify`):
+a bisect step (:func:`harness.modes.predicate.classify`):
 
 ======================================  ============================================
 the child run                           the mutant
@@ -39,12 +39,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from harness import rundir
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, UserError
-from harness.rundir import ChildRunner
+from harness.modes import child as rundir
+from harness.modes.child import ChildRunner
 
 if TYPE_CHECKING:
-    from harness.pipeline import Options
+    from harness.modes.run import Options
 
 log = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ def find_mutants(directory: Path, only: list[str] | None = None) -> list[Mutant]
 def mutant_series(series_file: Path | None, mutant: Mutant, dest: Path) -> Path:
     """``dest/series``: the series' patches, then the mutant (copies: the series file
     format wants every patch next to it)."""
-    from harness import series as seriesmod
+    from harness.stages import apply as seriesmod
 
     dest.mkdir(parents=True, exist_ok=True)
     names: list[str] = []
@@ -110,8 +110,8 @@ def mutant_series(series_file: Path | None, mutant: Mutant, dest: Path) -> Path:
 
 
 def judge(mutant: Mutant, child: rundir.ChildRun) -> MutantResult:
-    """A finished child run -> killed / survived / error (harness.predicate.classify)."""
-    from harness.predicate import Verdict, classify
+    """A finished child run -> killed / survived / error (harness.modes.predicate.classify)."""
+    from harness.modes.predicate import Verdict, classify
 
     obs = classify(child)
     ev = dict(obs.evidence)
@@ -230,7 +230,7 @@ def run_mutants(opts: "Options", args: argparse.Namespace, run_dir: Path,
 
 def main(opts: "Options", args: argparse.Namespace,
          runner: ChildRunner | None = None) -> tuple[int, str]:
-    from harness.pipeline import make_run_dir
+    from harness.modes.run import make_run_dir
     from harness.report.metadata import Metadata
 
     mutants = find_mutants(args.mutants or (opts.project / "mutants"), args.mutant or None)

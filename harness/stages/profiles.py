@@ -1,7 +1,7 @@
 """Config profiles: virtme-configkernel's starting point + the profile's fragments.
 
 The fragments of a profile are merged after the tree's cgroup selftest config and
-``recharge.config`` + ``testenv.config`` (see :mod:`harness.pipeline`).
+``recharge.config`` + ``testenv.config`` (see :mod:`harness.modes.run`).
 """
 
 from __future__ import annotations

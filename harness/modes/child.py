@@ -8,12 +8,11 @@ What they need from it is read back from its files:
 * ``metadata.json``: exit code, per-stage status (which stage failed), kernel-log
   findings, build facts;
 * ``junit.xml``: one outcome per (testsuite, testcase);
-* ``build.log``: compiler warnings (see :mod:`harness.buildlog`).
+* ``build.log``: compiler warnings (see :mod:`harness.parse.buildlog`).
 """
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -23,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from harness import proc
+from harness.options import forward_args  # noqa: F401  (the modes call it from here)
 
 log = logging.getLogger(__name__)
 
@@ -30,44 +30,11 @@ log = logging.getLogger(__name__)
 SETUP_STAGES = ("source", "apply", "config", "build", "selftests", "boot", "guest-setup")
 BUILD_STAGES = ("apply", "config", "build", "selftests")
 BOOT_STAGES = ("boot", "guest-setup")
-#: Kernel-log finding kinds that are informational (mirrors harness.logscan.INFO_KINDS).
+#: Kernel-log finding kinds that are informational (mirrors harness.parse.logscan.INFO_KINDS).
 INFO_KINDS = frozenset({"oom"})
 
 #: A child run may build a kernel from scratch (cold: 20+ minutes) and run every suite.
 CHILD_TIMEOUT_S = 6 * 3600.0
-
-
-# ------------------------------------------------------------------ options --
-
-
-def forward_args(args: argparse.Namespace, *, drop: tuple[str, ...] = ()) -> list[str]:
-    """The ``run`` options the user gave (non-default values), as argv for a child run.
-
-    Derived from the ``run`` subcommand's own parser, so options added there later
-    are forwarded without changes here.  ``drop``: dests the caller sets itself
-    (e.g. ``out``, ``series``, ``base``).
-    """
-    from harness import cli
-
-    p = argparse.ArgumentParser(add_help=False)
-    cli._add_common(p, "run")
-    out: list[str] = []
-    for action in p._actions:
-        if not action.option_strings or action.dest in drop or not hasattr(args, action.dest):
-            continue
-        value = getattr(args, action.dest)
-        if value is None or value == action.default or value == []:
-            continue
-        opt = action.option_strings[-1] if action.option_strings[-1].startswith("--") \
-            else action.option_strings[0]
-        if isinstance(action, argparse._StoreTrueAction):
-            out.append(opt)
-        elif isinstance(action, argparse._AppendAction):
-            for v in value:
-                out += [opt, str(v)]
-        else:
-            out += [opt, str(value)]
-    return out
 
 
 # ---------------------------------------------------------------- child runs --
