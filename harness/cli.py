@@ -226,6 +226,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("NO VERDICT (exit 2): %s - see %s", cause, pipeline.run_dir)
     except HarnessError as e:
         log.error("%s", e.describe())
+        if e.hint:
+            log.info("hint: %s", e.hint)
         code = e.exit_code
     except OSError as e:  # e.g. an --out that cannot hold run directories: no verdict
         log.error("%s%s", e.strerror or e, f": {e.filename}" if e.filename else "")

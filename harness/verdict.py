@@ -102,7 +102,9 @@ def verdict(
     a suite ERROR/NOTRUN -> ERROR; a suite FAIL or a failing kernel-log
     finding -> FAIL; every suite skipped -> SKIP; else PASS.
     """
-    broken = [s for s in stages if s.status in (Status.FAIL, Status.ERROR) and s.name not in TEST_STAGE_NAMES]
+    # A test stage's FAIL is decided by its runs; an ERROR of any stage is no verdict.
+    broken = [s for s in stages if s.status is Status.ERROR
+              or (s.status is Status.FAIL and s.name not in TEST_STAGE_NAMES)]
     if broken:
         s = broken[0]
         detail = f": {s.detail}" if s.detail else ""

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
+from harness import verdict
 from harness.errors import (
     EXIT_FAIL,
     EXIT_NO_VERDICT,
@@ -32,8 +33,11 @@ from harness.errors import (
     UserError,
 )
 from harness.model import StageResult, Status, SuiteRun
+from harness.parse import logscan
 from harness.paths import file_lock, kbuild_lock
+from harness.report.junit import write_junit
 from harness.report.metadata import Metadata
+from harness.report.summary import render_summary
 from harness.stages import apply as seriesmod
 from harness.stages import boot as vmmod
 from harness.stages import build as buildmod
@@ -170,7 +174,6 @@ class Pipeline:
         self.meta = Metadata(self.run_dir / "metadata.json", list(opts.argv))
         self.last = LAST_STAGE[opts.command]
         self.findings: Any = None
-        self.kernel_log_failures = 0
         self._file_handler = logging.FileHandler(self.run_dir / "harness.log", encoding="utf-8")
         self._file_handler.setLevel(logging.DEBUG)
         self._file_handler.setFormatter(
@@ -523,24 +526,13 @@ class Pipeline:
             self.meta.suites(c.runs)
         if self.wants("report"):
             self._report()
-        code = self.exit_code(self.stages, c.runs if self.wants("suites") else [])
-        if code == EXIT_PASS and self.kernel_log_failures:
-            code = EXIT_FAIL  # the kernel splatted even though every test passed
-        verdict = {EXIT_PASS: "pass", EXIT_FAIL: "fail"}.get(code, "no verdict")
+        code = verdict.exit_code(self.stages, c.runs if self.wants("suites") else [],
+                                 self.findings, suites_expected=self.wants("suites"))
+        word = {EXIT_PASS: "pass", EXIT_FAIL: "fail"}.get(code, "no verdict")
         if error is not None:
             self.meta.set("results", "error", error.describe())
-        self.meta.finish(code, verdict)
+        self.meta.finish(code, word)
         return code
-
-    @staticmethod
-    def exit_code(stages: list[StageResult], runs: list[SuiteRun]) -> int:
-        if any(s.status == Status.ERROR for s in stages):
-            return EXIT_NO_VERDICT
-        if any(r.status in (Status.ERROR, Status.NOTRUN) for r in runs):
-            return EXIT_NO_VERDICT
-        if any(r.status == Status.FAIL for r in runs):
-            return EXIT_FAIL
-        return EXIT_PASS
 
     def _scan_kernel_log(self) -> Any:
         """Kernel-log findings per (suite, case) from dmesg (or the console if the guest died)."""
@@ -555,16 +547,11 @@ class Pipeline:
             src = console
         if not src.is_file():
             return None
-        try:
-            from harness.parse import logscan
-        except ImportError:
-            return None
         ignore_file = self.o.project / "logscan.ignore"
         ignore = logscan.load_ignore(ignore_file) if ignore_file.is_file() else []
         findings = logscan.scan_by_case(src.read_text(encoding="utf-8", errors="replace"),
                                         ignore)
         bad = [f for fs in findings.values() for f in fs if logscan.is_failure(f)]
-        self.kernel_log_failures = len(bad)
         self.meta.update("kernel_log", {
             "source": str(src),
             "findings": [{"suite": k[0], "case": k[1], "kind": f.kind,
@@ -591,40 +578,16 @@ class Pipeline:
         }
         self.findings = self._scan_kernel_log()
         try:
-            from harness.report.junit import write_junit
-
             write_junit(c.runs, self.path("junit.xml"), props, self.findings)
             detail.append(f"junit: {self.path('junit.xml')}")
-        except ImportError:
-            status = Status.ERROR
-            detail.append("junit writer (harness.report.junit) not available")
         except Exception as e:
             status = Status.ERROR
             detail.append(f"junit writer failed: {type(e).__name__}: {e}")
             log.debug("junit", exc_info=True)
         stages = list(self.stages) + [StageResult("report", status, time.monotonic() - start,
                                                   None, "; ".join(detail))]
-        try:
-            from harness.report.summary import render_summary
-
-            text = render_summary(c.runs, stages, self.findings)
-        except ImportError:
-            text = fallback_summary(c.runs, stages)
-        except Exception as e:
-            log.error("summary renderer failed: %s", e)
-            text = fallback_summary(c.runs, stages)
+        text = render_summary(c.runs, stages, self.findings)
         self.path("summary.txt").write_text(text)
         sys.stdout.write(text if text.endswith("\n") else text + "\n")
         sys.stdout.flush()
         self._record(stages[-1])
-
-
-def fallback_summary(runs: list[SuiteRun], stages: list[StageResult]) -> str:
-    lines = ["stage        status   time    detail"]
-    for s in stages:
-        lines.append(f"{s.name:<12} {s.status.name:<8} {s.duration_s:6.1f}s  {s.detail}")
-    if runs:
-        lines += ["", "suite                    status   time    note"]
-        for r in runs:
-            lines.append(f"{r.name:<24} {r.status.name:<8} {r.duration_s:6.1f}s  {r.error or ''}")
-    return "\n".join(lines) + "\n"

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import cli
+from harness import cli, verdict
 from harness.model import StageResult, Status, SuiteRun
 from harness.modes import run as pipeline
 from harness.stages import boot as vm
@@ -178,4 +178,5 @@ def _st(status: Status) -> StageResult:
     ([Status.PASS, Status.NOTRUN], [], 0),
 ])
 def test_exit_code_contract(stages, runs, code) -> None:  # type: ignore[no-untyped-def]
-    assert pipeline.Pipeline.exit_code([_st(s) for s in stages], [_sr(r) for r in runs]) == code
+    assert verdict.exit_code([_st(s) for s in stages], [_sr(r) for r in runs],
+                             suites_expected=bool(runs)) == code
