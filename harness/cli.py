@@ -21,7 +21,8 @@ from harness.options import add_run_options
 from harness.stages.profiles import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
-    from harness.modes.run import Options, Pipeline
+    from harness.model import Options
+    from harness.modes.run import Pipeline
 
 log = logging.getLogger("harness")
 
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
     from harness import paths
-    from harness.modes.run import Options
+    from harness.model import Options
     from harness.stages import boot as vm
 
     project = (args.project or paths.project_root()).expanduser().resolve()

@@ -55,7 +55,7 @@ from harness.paths import kbuild_lock
 from harness.stages.profiles import BASE_FRAGMENTS, PROFILES
 
 if TYPE_CHECKING:  # pragma: no cover
-    from harness.modes.run import Options
+    from harness.model import Options
 
 log = logging.getLogger(__name__)
 

@@ -73,7 +73,7 @@ from harness.modes.predicate import (
 )
 
 if TYPE_CHECKING:
-    from harness.modes.run import Options
+    from harness.model import Options
 
 __all__ = ["ACTION_EXIT", "BisectState", "Bisector", "Observation", "Outcome", "StepContext",
            "Verdict", "action_for", "combine", "evaluate", "main", "step_main"]

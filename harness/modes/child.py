@@ -13,7 +13,6 @@ What they need from it is read back from its files:
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
@@ -21,8 +20,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
-from harness import proc
+from harness import proc, record
 from harness.options import forward_args  # noqa: F401  (the modes call it from here)
+from harness.record import INFO_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -30,8 +30,6 @@ log = logging.getLogger(__name__)
 SETUP_STAGES = ("source", "apply", "config", "build", "selftests", "boot", "guest-setup")
 BUILD_STAGES = ("apply", "config", "build", "selftests")
 BOOT_STAGES = ("boot", "guest-setup")
-#: Kernel-log finding kinds that are informational (mirrors harness.parse.logscan.INFO_KINDS).
-INFO_KINDS = frozenset({"oom"})
 
 #: A child run may build a kernel from scratch (cold: 20+ minutes) and run every suite.
 CHILD_TIMEOUT_S = 6 * 3600.0
@@ -52,6 +50,10 @@ class ChildRun:
 
     def metadata(self) -> dict[str, Any]:
         return read_metadata(self.run_dir) if self.run_dir else {}
+
+    def record(self) -> record.RunRecord:
+        """Its typed run record (empty when it died before writing one)."""
+        return record.load(self.run_dir)
 
     def file(self, name: str) -> Path | None:
         if self.run_dir is None:
@@ -115,11 +117,7 @@ def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
 
 def read_metadata(run_dir: Path) -> dict[str, Any]:
     """``metadata.json`` of a run directory; ``{}`` when missing or unreadable."""
-    try:
-        data = json.loads((run_dir / "metadata.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return record.read_dict(run_dir)
 
 
 def stages(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -210,10 +208,9 @@ def counts(cases: dict[tuple[str, str], CaseOutcome]) -> dict[str, int]:
 
 def describe(run: ChildRun) -> str:
     """One line: where the run is, its exit code, and why if it had no verdict."""
-    meta = run.metadata()
     where = str(run.run_dir) if run.run_dir else f"(no run directory; see {run.output_log})"
     text = f"{where} (exit {run.exit_code}"
-    fs = failed_stage(meta)
+    fs = run.record().failed_stage()
     if fs:
         text += f", {fs[0]}: {fs[1][:160]}"
     return text + ")"

@@ -57,7 +57,7 @@ from harness.parse import buildlog
 from harness.stages.suites import suite_key
 
 if TYPE_CHECKING:
-    from harness.modes.run import Options
+    from harness.model import Options
 
 log = logging.getLogger(__name__)
 

@@ -44,7 +44,7 @@ from harness.modes import child as rundir
 from harness.modes.child import ChildRunner
 
 if TYPE_CHECKING:
-    from harness.modes.run import Options
+    from harness.model import Options
 
 log = logging.getLogger(__name__)
 

@@ -51,7 +51,7 @@ from harness.parse.buildlog import CompilerWarning
 from harness.parse.checkpatch import LEVELS, AllowRule, Finding, apply_allow, load_allow, parse_checkpatch
 
 if TYPE_CHECKING:
-    from harness.modes.run import Options
+    from harness.model import Options
     from harness.stages.apply import Patch
 
 log = logging.getLogger(__name__)

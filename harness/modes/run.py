@@ -32,7 +32,7 @@ from harness.errors import (
     Interrupted,
     UserError,
 )
-from harness.model import StageResult, Status, SuiteRun
+from harness.model import Options, StageResult, Status, SuiteRun
 from harness.parse import logscan
 from harness.paths import file_lock, kbuild_lock
 from harness.report.junit import write_junit
@@ -56,30 +56,6 @@ LAST_STAGE = {"source": "source", "apply": "apply", "config": "config", "build":
               "boot": "guest-setup", "test": "report", "run": "report"}
 
 
-
-
-@dataclass(frozen=True)
-class Options:
-    command: str = "run"
-    tree: Path | None = None
-    base: str | None = None
-    series: Path | None = None
-    out: Path = Path("out")
-    memory: str = "3G"
-    cpus: int = 2
-    accel: str = "auto"
-    jobs: int | None = None
-    profile: str = DEFAULT_PROFILE
-    suites: tuple[str, ...] = ()
-    shard: str | None = None  # "I/N" when --shard chose ``suites``
-    stress_s: int | None = None  # --stress-seconds for the scenarios' stress case
-    keep_vm_on_failure: bool = False
-    boot_timeout_s: float = 300.0
-    budget_s: int = 3 * 3600
-    tcg_multithread: bool = False
-    project: Path = Path(".")
-    cache: Path = Path(".")
-    argv: tuple[str, ...] = ()
 
 
 def make_run_dir(out: Path) -> Path:
@@ -165,9 +141,12 @@ def _log_buffer_wrapped(dmesg: Path, console: Path) -> bool:
 
 
 class Pipeline:
-    def __init__(self, opts: Options, *, on_ready: Callable[["Pipeline"], None] | None = None):
+    def __init__(self, opts: Options, *, on_ready: Callable[["Pipeline"], None] | None = None,
+                 guest_factory: Callable[..., Any] | None = None):
         self.o = opts
         self.on_ready = on_ready  # `boot`: called once the guest is up
+        #: How the boot stage makes its SSH session (default harness.stages.ssh.Guest).
+        self.guest_factory = guest_factory
         self.stages: list[StageResult] = []
         self.ctx = Context()
         self.run_dir = make_run_dir(opts.out)
@@ -411,9 +390,9 @@ class Pipeline:
                                     "memory": o.memory, "cpus": o.cpus, **vmmod.host_facts()})
             c.vm = vmmod.Vm(spec, vmdir)
             c.vm.start()
-            from harness.stages.ssh import Guest
+            from harness.stages import ssh
 
-            c.guest = Guest("127.0.0.1", c.vm.port, "root", c.vm.key_path,
+            c.guest = (self.guest_factory or ssh.Guest)("127.0.0.1", c.vm.port, "root", c.vm.key_path,
                             c.vm.host_key_files())
             deadline = o.boot_timeout_s if c.accel.accel == "tcg" else min(o.boot_timeout_s, 120)
             try:

@@ -12,9 +12,9 @@ from typing import Any
 
 import pytest
 
+from harness.model import Options
 from harness.modes import bench
 from harness.modes.child import ChildRun
-from harness.modes.run import Options
 from harness.stages.ssh import CmdResult
 
 from fakes import FakeGuest, git

@@ -285,7 +285,7 @@ def test_default_kernel_bench_passes_the_plugin_only_under_tcg(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import contextlib
 
-    from harness.modes.run import Options
+    from harness.model import Options
 
     so = tmp_path / "insncount-k.so"
     built: list[int] = []
