@@ -9,20 +9,20 @@ from __future__ import annotations
 
 import argparse
 import logging
-import os
 import signal
 import sys
 import time
 from importlib import import_module
-from pathlib import Path
 from types import FrameType
 from typing import TYPE_CHECKING
 
 from harness.errors import EXIT_NO_VERDICT, HarnessError, Interrupted, UserError
-from harness.profiles import DEFAULT_PROFILE, PROFILES
+from harness.options import add_run_options
+from harness.stages.profiles import DEFAULT_PROFILE
 
 if TYPE_CHECKING:
-    from harness.pipeline import Options, Pipeline
+    from harness.model import Options
+    from harness.modes.run import Pipeline
 
 log = logging.getLogger("harness")
 
@@ -38,15 +38,15 @@ COMMANDS = {
 #: CI modes (issue 5): name -> (module, help).  Each module has ``add_arguments(parser)``
 #: (the ``run`` options are added here) and ``main(opts, args) -> (exit code, verdict line)``.
 CI_COMMANDS = {
-    "compare": ("harness.compare", "base vs patched: only new failures, kernel-log signatures "
+    "compare": ("harness.modes.compare", "base vs patched: only new failures, kernel-log signatures "
                 "and build warnings count against the series"),
-    "patchcheck": ("harness.patchcheck", "per patch: apply, incremental build, checkpatch "
+    "patchcheck": ("harness.modes.patchcheck", "per patch: apply, incremental build, checkpatch "
                    "--strict, new warnings in touched files [--boot: suites on the last]"),
-    "bisect": ("harness.bisect", "git bisect run over --tree between --good and --bad, the "
+    "bisect": ("harness.modes.bisect", "git bisect run over --tree between --good and --bad, the "
                "harness as the predicate (in a private worktree)"),
-    "mutants": ("harness.mutants", "apply each planted bug (mutants/*.patch) on top of the "
+    "mutants": ("harness.modes.mutants", "apply each planted bug (mutants/*.patch) on top of the "
                 "series, build, boot, run the suites: every mutant must be killed"),
-    "bench": ("harness.bench", "measure the loop (warm rerun, one-line edit -> verdict, boot, "
+    "bench": ("harness.modes.bench", "measure the loop (warm rerun, one-line edit -> verdict, boot, "
               "suites; --cold: cold builds) and the in-guest hot path; bench.json + bench.md"),
 }
 
@@ -62,16 +62,6 @@ class _Formatter(logging.Formatter):
         return f"{self.PREFIX.get(record.levelno, '?')}: {record.getMessage()}"
 
 
-def _positive_int(text: str) -> int:
-    try:
-        v = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number")
-    if v < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be at least 1")
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="recharge-harness",
@@ -82,65 +72,20 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     for name, help_text in COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        _add_common(sp, name)
+        add_run_options(sp, name)
     sp = sub.add_parser("merge", help=MERGE_HELP, description=MERGE_HELP)
-    import_module("harness.mergecmd").add_arguments(sp)
+    import_module("harness.modes.merge").add_arguments(sp)
     for name, (module, help_text) in CI_COMMANDS.items():
         sp = sub.add_parser(name, help=help_text, description=help_text)
-        _add_common(sp, "run")
+        add_run_options(sp, "run")
         import_module(module).add_arguments(sp)
     return p
 
 
-def _add_common(sp: argparse.ArgumentParser, name: str) -> None:
-    g = sp.add_argument_group("source")
-    g.add_argument("--tree", type=Path, help="your kernel git tree (never modified; a worktree "
-                   "in the cache is used). Default: Debian linux-source-6.12")
-    g.add_argument("--base", help="commit/branch/tag of --tree to apply the series on "
-                   "(default: its HEAD)")
-    g.add_argument("--series", type=Path, help="series file (default: <project>/patches/series;"
-                   " missing or empty = test the base)")
-    g.add_argument("--out", type=Path, default=Path("out"),
-                   help="parent of the numbered run directories (default: ./out)")
-    g.add_argument("--project", type=Path, help="project checkout with kconfig/, patches/, "
-                   "selftests/ (default: the one this harness is installed from)")
-    if name in ("source", "apply"):
-        return
-    g = sp.add_argument_group("build")
-    g.add_argument("--profile", default=DEFAULT_PROFILE,
-                   help="config profile: " + "; ".join(f"{p.name}: {p.description}"
-                                                       for p in PROFILES.values()))
-    g.add_argument("--jobs", "-j", type=_positive_int, help="make -j (default: CPU count)")
-    if name in ("config", "build"):
-        return
-    g = sp.add_argument_group("guest")
-    g.add_argument("--memory", default="3G", help="guest memory (default 3G)")
-    g.add_argument("--cpus", type=_positive_int, default=2, help="guest CPUs (default 2)")
-    g.add_argument("--accel", choices=("auto", "kvm", "tcg"), default="auto",
-                   help="auto: probe KVM with a short test boot, fall back to TCG (default)")
-    g.add_argument("--tcg-multithread", action="store_true",
-                   help="multi-threaded TCG (default: single-threaded, see README)")
-    g.add_argument("--boot-timeout", type=float, default=300.0,
-                   help="seconds to wait for SSH in the guest (default 300)")
-    g.add_argument("--keep-vm-on-failure", action="store_true",
-                   help="leave the guest running when a stage errors (for debugging)")
-    if name in ("test", "run"):
-        g.add_argument("--suite", action="append", default=[], metavar="NAME",
-                       help="run only this suite (repeatable; e.g. test_memcontrol, recharge)")
-        g.add_argument("--case", action="append", default=[], metavar="NAME",
-                       help="run only this case of the project's programs (repeatable; e.g. "
-                            "lru_hold): only the suites that have it run, each with just "
-                            "the selected cases, and the inventory expects just those")
-        g.add_argument("--stress-seconds", type=_positive_int, metavar="N",
-                       help="duration of the scenarios' stress case (default 60)")
-        g.add_argument("--shard", metavar="I/N",
-                       help="run only shard I of N of the selected suites (round-robin over "
-                       "their sorted names; for CI matrices, combine with `merge`)")
-
-
 def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
-    from harness import paths, vm
-    from harness.pipeline import Options
+    from harness import paths
+    from harness.model import Options
+    from harness.stages import boot as vm
 
     project = (args.project or paths.project_root()).expanduser().resolve()
     if not project.is_dir():
@@ -148,13 +93,13 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
     if args.base is not None and args.tree is None:
         raise UserError("--base needs --tree (the Debian source has one fixed base)")
     if args.tree is not None:
-        from harness.source import validate_tree
+        from harness.stages.source import validate_tree
 
         validate_tree(args.tree, args.base)  # bad input fails before a run directory exists
     if args.series is not None and not args.series.expanduser().is_file():
         raise UserError(f"--series {args.series}: no such file")
     memory = vm.parse_memory(getattr(args, "memory", "3G"))
-    from harness.suites import select_suites
+    from harness.stages.suites import select_suites
 
     cases = tuple(getattr(args, "case", []) or ())
     chosen = select_suites(list(getattr(args, "suite", []) or []) or None,
@@ -167,7 +112,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         try:
             index, total = parse_shard(shard_text)
         except ValueError as e:
-            raise UserError(f"--shard: {e}")
+            raise UserError(f"--shard: {e}") from e
         mine = shard([s.name for s in chosen], index, total)
         if not mine:
             raise UserError(f"--shard {index}/{total}: no suite falls in this shard "
@@ -227,8 +172,8 @@ def _boot_ready(pipeline: "Pipeline") -> None:
 
 
 def _merge(args: argparse.Namespace) -> int:
-    from harness.mergecmd import load_shards, merge_runs
-    from harness.pipeline import make_run_dir
+    from harness.modes.merge import load_shards, merge_runs
+    from harness.modes.run import make_run_dir
 
     shards = load_shards(list(args.inputs))  # bad paths fail before a run directory exists
     run_dir = make_run_dir(args.out.expanduser().absolute())
@@ -271,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
             code, line = import_module(CI_COMMANDS[args.command][0]).main(opts, args)
             (log.info if code == 0 else log.error)("%s", line)
             return code
-        from harness.pipeline import Pipeline
+        from harness.modes.run import Pipeline
 
         pipeline = Pipeline(opts, on_ready=_boot_ready if args.command == "boot" else None)
         code = pipeline.run()
@@ -285,6 +230,8 @@ def main(argv: list[str] | None = None) -> int:
             log.error("NO VERDICT (exit 2): %s - see %s", cause, pipeline.run_dir)
     except HarnessError as e:
         log.error("%s", e.describe())
+        if e.hint:
+            log.info("hint: %s", e.hint)
         code = e.exit_code
     except OSError as e:  # e.g. an --out that cannot hold run directories: no verdict
         log.error("%s%s", e.strerror or e, f": {e.filename}" if e.filename else "")

@@ -8,12 +8,14 @@ and the reporting side (ktap / junit / summary / logscan) consumes
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from harness.stages.profiles import DEFAULT_PROFILE
+
 if TYPE_CHECKING:  # pragma: no cover - import only for type checkers
-    from harness.ktap import KtapResult
+    from harness.parse.ktap import KtapResult
 
 
 class Status(enum.Enum):
@@ -49,3 +51,31 @@ class SuiteRun:
     error: str | None
     sysctl: int | None
     result: "KtapResult | None"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The options of a run (from the command line, harness.cli), for every mode."""
+
+    command: str = "run"
+    tree: Path | None = None
+    base: str | None = None
+    series: Path | None = None
+    out: Path = Path("out")
+    memory: str = "3G"
+    cpus: int = 2
+    accel: str = "auto"
+    jobs: int | None = None
+    profile: str = DEFAULT_PROFILE
+    suites: tuple[str, ...] = ()
+    #: --case: only these cases of the project's programs (see suites.select_suites)
+    cases: tuple[str, ...] = ()
+    shard: str | None = None  # "I/N" when --shard chose ``suites``
+    stress_s: int | None = None  # --stress-seconds for the scenarios' stress case
+    keep_vm_on_failure: bool = False
+    boot_timeout_s: float = 300.0
+    budget_s: int = 3 * 3600
+    tcg_multithread: bool = False
+    project: Path = Path(".")
+    cache: Path = Path(".")
+    argv: tuple[str, ...] = ()

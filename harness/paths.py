@@ -15,8 +15,6 @@ from harness.errors import InfraError
 
 log = logging.getLogger(__name__)
 
-#: Every kernel build on this machine (ours and other people's) takes this lock.
-KBUILD_LOCK = Path("/tmp/recharge-kbuild.lock")
 
 #: Locks this process holds (path -> depth), for re-entrancy.
 _HELD: dict[str, int] = {}
@@ -27,6 +25,14 @@ def cache_root() -> Path:
     if env:
         return Path(env).expanduser().absolute()
     return Path.home() / ".cache" / "recharge-harness"
+
+
+def kbuild_lock(cache: Path) -> Path:
+    """The lock every kernel build with this cache takes: one build at a time per cache.
+
+    It lives in the cache (not in ``/tmp``), so two caches never wait for each other and
+    a test with its own cache never waits for a real build."""
+    return cache / "locks" / "kbuild.lock"
 
 
 def project_root() -> Path:
@@ -71,7 +77,8 @@ def file_lock(path: Path, what: str, timeout_s: float = 4 * 3600.0) -> Iterator[
                     break
                 except OSError:
                     if time.monotonic() > deadline:
-                        raise InfraError(f"gave up waiting {timeout_s:.0f}s for {what} ({path})")
+                        raise InfraError(
+                            f"gave up waiting {timeout_s:.0f}s for {what} ({path})") from None
                     time.sleep(1.0)
             log.info("got %s", what)
         _HELD[key] = 1

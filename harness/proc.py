@@ -229,7 +229,7 @@ def run(
                 if time.monotonic() >= deadline:
                     kill_session(proc.pid)
                     proc.wait()
-                    raise CommandTimeout(
+                    raise CommandTimeout(  # noqa: B904 - the timeout is the cause, not an error
                         f"{os.path.basename(args[0])} timed out after {timeout:.0f}s "
                         f"(process group killed): {' '.join(args)[:200]}",
                         log=log_path,

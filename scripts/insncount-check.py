@@ -26,8 +26,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from harness import bench, insncount, paths  # noqa: E402
-from harness.pipeline import Options  # noqa: E402
+from harness import paths  # noqa: E402
+from harness.modes import bench
+from harness.modes.run import Options  # noqa: E402
+from harness.stages import insncount
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ Mapping (kunit_junit-like, see ../shared/reference/anchors.md section 7 item 5):
   output, NOTRUN) -> a ``(run)`` testcase carrying that status;
 * KTAP protocol errors (plan mismatch, Bail out!) -> a ``(ktap)`` error case;
 * kernel-log findings (``findings``, keyed ``(suite, case)`` as produced by
-  :func:`harness.logscan.scan_by_case`): attached to the matching testcase as
+  :func:`harness.parse.logscan.scan_by_case`): attached to the matching testcase as
   <failure type="kernel-log.<kind>"> (<error> when fatal), merged with the case's
   own result so every testcase has exactly one outcome element; findings for the
   suite as a whole or for an unknown case go to a ``kernel-log`` testcase of
@@ -49,9 +49,9 @@ from junitparser import (
     TestSuite,
 )
 
-from harness.ktap import CaseStatus, KtapCase
-from harness.logscan import BETWEEN, BOOT, KERNEL_SUITE, Finding, is_failure
 from harness.model import Status, SuiteRun
+from harness.parse.ktap import CaseStatus, KtapCase
+from harness.parse.logscan import BETWEEN, BOOT, KERNEL_SUITE, Finding, is_failure
 
 __all__ = ["KTAP_CASE", "LOG_CASE", "RUN_CASE", "build_junit", "infra_error", "suite_label", "write_junit"]
 

@@ -1,6 +1,7 @@
 """``metadata.json``: written at the start of a run, after every stage, and at the end.
 
-Two levels, group -> key -> value (tuxmake style).  Always atomic (tmp + rename),
+Two levels, group -> key -> value (tuxmake style); ``build.schema_version`` is the
+layout's version, and :func:`harness.record.load` reads it back typed.  Always atomic (tmp + rename),
 so a killed run still leaves a readable file describing how far it got.
 """
 
@@ -15,6 +16,7 @@ from typing import Any
 
 from harness.model import StageResult, SuiteRun
 from harness.paths import atomic_write
+from harness.record import SCHEMA_VERSION
 
 
 class Metadata:
@@ -22,6 +24,7 @@ class Metadata:
         self.path = path
         self.data: dict[str, dict[str, Any]] = {
             "build": {
+                "schema_version": SCHEMA_VERSION,
                 "reproducer_cmdline": shlex.join(["recharge-harness", *argv]),
                 "python": sys.version.split()[0],
                 "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -17,33 +17,17 @@ counts pass and xfail, FAIL counts fail, xpass and timeout.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
-from harness.ktap import CaseStatus
-from harness.logscan import Finding, is_failure
 from harness.model import StageResult, Status, SuiteRun
+from harness.parse.ktap import CaseStatus
 from harness.report.junit import infra_error, suite_label
+from harness.verdict import EXIT_CODES, TEST_STAGE_NAMES, FindingMap, failing_findings, verdict
 
 __all__ = ["EXIT_CODES", "TEST_STAGE_NAMES", "first_failures", "render_summary", "run_counts", "verdict"]
 
-#: Process exit code per verdict (design contract: 0 passed, 1 failed, 2 no verdict).
-EXIT_CODES: dict[Status, int] = {
-    Status.PASS: 0,
-    Status.SKIP: 0,
-    Status.FAIL: 1,
-    Status.ERROR: 2,
-    Status.NOTRUN: 2,
-}
-
-#: Stages whose FAIL means "a test failed" (their detail comes from the runs);
-#: a FAIL or ERROR of any other stage means no verdict was possible.
-TEST_STAGE_NAMES = frozenset({"suite", "suites", "test", "tests"})
-
 _MAX_NAME = 40
 _MAX_FAILURES = 3
-
-FindingMap = Mapping[tuple[str, str], Sequence[Finding]]
-
 
 def run_counts(run: SuiteRun) -> dict[str, int]:
     """``pass``/``fail``/``skip``/``error`` counts over all KTAP cases of a run."""
@@ -98,48 +82,6 @@ def _short(name: str, width: int) -> str:
     return name if len(name) <= width else name[: width - 3] + "..."
 
 
-def _failing_findings(findings: FindingMap | None) -> list[tuple[tuple[str, str], Finding]]:
-    if not findings:
-        return []
-    return [(key, f) for key, found in findings.items() for f in found if is_failure(f)]
-
-
-def verdict(
-    runs: Sequence[SuiteRun],
-    stages: Sequence[StageResult],
-    findings: FindingMap | None = None,
-) -> tuple[Status, str]:
-    """Overall status and a reason; map it to an exit code with :data:`EXIT_CODES`.
-
-    First match wins: a non-test stage FAIL/ERROR -> ERROR; no suite ran ->
-    ERROR; a suite ERROR/NOTRUN -> ERROR; a suite FAIL or a failing kernel-log
-    finding -> FAIL; every suite skipped -> SKIP; else PASS.
-    """
-    broken = [s for s in stages if s.status in (Status.FAIL, Status.ERROR) and s.name not in TEST_STAGE_NAMES]
-    if broken:
-        s = broken[0]
-        detail = f": {s.detail}" if s.detail else ""
-        return Status.ERROR, f"stage {s.name} {s.status.value}{detail}"
-    if not runs:
-        return Status.ERROR, "no suite ran"
-    errored = [r for r in runs if r.status in (Status.ERROR, Status.NOTRUN)]
-    if errored:
-        names = ", ".join(suite_label(r) for r in errored)
-        return Status.ERROR, f"{len(errored)} suite(s) did not complete: {names}"
-    failed = [r for r in runs if r.status is Status.FAIL]
-    bad_log = _failing_findings(findings)
-    if failed or bad_log:
-        parts = []
-        if failed:
-            parts.append(f"{len(failed)} suite(s) failed: " + ", ".join(suite_label(r) for r in failed))
-        if bad_log:
-            parts.append(f"{len(bad_log)} kernel-log finding(s)")
-        return Status.FAIL, "; ".join(parts)
-    if all(r.status is Status.SKIP for r in runs):
-        return Status.SKIP, "every suite skipped: nothing was tested"
-    return Status.PASS, f"{len(runs)} suite(s) passed"
-
-
 def _known_lines(runs: Sequence[SuiteRun]) -> list[str]:
     """Known failures that matched their evidence (XFAIL), and those that passed (XPASS).
 
@@ -158,7 +100,7 @@ def _known_lines(runs: Sequence[SuiteRun]) -> list[str]:
                   for label, name, reason in xfail]
     if xpass:
         lines.append(f"XPASS: {len(xpass)} known failure(s) PASSED - check whether the reason "
-                     "in harness/suites.py still holds (not counted as a failure)")
+                     "in harness/stages/suites.py still holds (not counted as a failure)")
         lines += [f"  XPASS {label} {name}" for label, name, _ in xpass]
     return lines
 
@@ -191,7 +133,7 @@ def render_summary(
 
     lines += _known_lines(runs)
 
-    bad_log = _failing_findings(findings)
+    bad_log = failing_findings(findings)
     if findings:
         total = sum(len(v) for v in findings.values())
         lines.append(f"kernel log: {total} finding(s), {len(bad_log)} failing")

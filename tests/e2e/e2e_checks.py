@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
-from harness import rundir
+from harness.modes import child as rundir
 
 
 def blkid_devices(res: Any) -> list[str]:

@@ -19,9 +19,12 @@ from pathlib import Path
 
 import pytest
 
+from harness import paths
+from harness.stages import boot as vm
+from harness.stages import suites
+from harness.stages.ssh import Guest
+
 from e2e_checks import blkid_devices, inventory_misses
-from harness import paths, suites, vm
-from harness.ssh import Guest
 
 pytestmark = pytest.mark.e2e
 

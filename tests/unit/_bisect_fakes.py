@@ -17,7 +17,7 @@ import os
 import subprocess
 from pathlib import Path
 
-from harness.predicate import Observation, StepContext, Verdict
+from harness.modes.predicate import Observation, StepContext, Verdict
 
 
 def _show(ctx: StepContext, path: str) -> str:

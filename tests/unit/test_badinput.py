@@ -12,10 +12,9 @@ left in the run directory or the cache.
 
 The subprocesses run ``_DRIVER`` (below), not bare ``python -m harness``: the
 harness prefers the ``vng`` next to its interpreter (this venv has the real
-one, which would start the real QEMU) and takes the machine-wide kernel-build
-lock ``/tmp/recharge-kbuild.lock`` (held for hours by real kernel builds on
-this machine).  The driver points ``vng_tool`` at the fakes, the lock at the
-test's own file and, when asked, ``harness.ssh.Guest`` at ``test_cli.FakeGuest``;
+one, which would start the real QEMU).  The driver points ``vng_tool`` at the
+fakes (the kernel-build lock is in the test's own cache) and, when asked,
+``harness.stages.ssh.Guest`` at a ``fakes.FakeGuest``;
 the rest (git, make, qemu) is found on ``PATH`` like in production.
 """
 
@@ -32,12 +31,13 @@ import time
 from pathlib import Path
 
 import pytest
-
-from _fakes import isolate, make_patch, write_exe  # noqa: F401
-from harness import build as buildmod
-from harness import cli, vm
-from test_cli import env  # noqa: F401  (fixture: fake tree, project, virtme-configkernel)
 from test_vm import _alive
+
+from harness import cli
+from harness.stages import boot as vm
+from harness.stages import build as buildmod
+
+from fakes import make_patch, write_exe
 
 UNIT_DIR = Path(__file__).resolve().parent
 REAL_GIT = shutil.which("git") or "/usr/bin/git"
@@ -131,7 +131,7 @@ _DRIVER = r'''
 import os, sys, time
 from pathlib import Path
 sys.path.insert(0, os.environ["HARNESS_UNIT_TESTS"])
-import harness.build, harness.kconfig, harness.paths, harness.vm
+import harness.stages.build, harness.stages.config, harness.paths, harness.stages.boot
 from harness.errors import InfraError
 
 BIN = Path(os.environ["FAKE_BIN"])
@@ -142,15 +142,17 @@ def vng_tool(name):
         raise InfraError(f"{name} not found (fake bin {BIN})")
     return str(p)
 
-harness.kconfig.vng_tool = harness.vm.vng_tool = vng_tool
-harness.paths.KBUILD_LOCK = harness.build.KBUILD_LOCK = Path(os.environ["FAKE_KBUILD_LOCK"])
-harness.vm.PORT_CHECK_S = 0.3
+harness.stages.config.vng_tool = harness.stages.boot.vng_tool = vng_tool
+harness.stages.boot.PORT_CHECK_S = 0.3
 MODE = os.environ.get("FAKE_GUEST")
 if MODE:
-    import harness.ssh
-    from test_cli import FakeGuest
+    import harness.stages.ssh
+    from fakes import FakeGuest, run_programs
 
     class Guest(FakeGuest):
+        def __init__(self, host, port, user, key, host_keys=None):
+            super().__init__(port=port, sysctl=None, ncpu=None, programs=run_programs())
+
         def run(self, command, timeout, **kw):
             if MODE == "hang" and "test_memcontrol" in command:
                 state = Path(os.environ["FAKE_STATE"])  # the marker: the harness's pid
@@ -167,7 +169,7 @@ if MODE:
                     time.sleep(0.05)
             return super().connect(deadline_s, alive)
 
-    harness.ssh.Guest = Guest
+    harness.stages.ssh.Guest = Guest
 from harness.cli import main
 sys.exit(main(sys.argv[1:]))
 '''
@@ -473,7 +475,6 @@ class Harness:
             "HARNESS_UNIT_TESTS": str(UNIT_DIR),
             "FAKE_BIN": str(self.bindir),
             "FAKE_STATE": str(state),
-            "FAKE_KBUILD_LOCK": str(self.tmp / "kbuild.lock"),
             "PYTHONUNBUFFERED": "1",
             **fake_env,
         })

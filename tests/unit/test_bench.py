@@ -11,12 +11,13 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from _fakes import git  # noqa: F401  (also installs the isolating autouse fixture)
-from _fakes import isolate  # noqa: F401
 
-from harness import bench
-from harness.pipeline import Options
-from harness.rundir import ChildRun
+from harness.model import Options
+from harness.modes import bench
+from harness.modes.child import ChildRun
+from harness.stages.ssh import CmdResult
+
+from fakes import FakeGuest, git
 
 HOTPATH_TAP = """\
 TAP version 13
@@ -126,12 +127,12 @@ def test_make_edit_series_copies_the_series_and_is_stable(tmp_path: Path) -> Non
 
 
 HLOG = """\
-2026-11-26 10:00:00,000 I harness.pipeline: == config
+2026-11-26 10:00:00,000 I harness.modes.run: == config
 2026-11-26 10:00:01,000 W harness.paths: waiting for the kernel build lock (lock /tmp/recharge-kbuild.lock held by another process)
 2026-11-26 10:00:31,500 I harness.paths: got the kernel build lock
-2026-11-26 10:00:32,000 I harness.pipeline: == build
-2026-11-26 10:01:00,000 I harness.vm: vm: starting TCG guest, ssh on 127.0.0.1:4000 (console: x)
-2026-11-26 10:01:20,000 I harness.suites: suites: recharge[sysctl=1] (timeout 900s, cwd /mnt/rhscratch)
+2026-11-26 10:00:32,000 I harness.modes.run: == build
+2026-11-26 10:01:00,000 I harness.stages.boot: vm: starting TCG guest, ssh on 127.0.0.1:4000 (console: x)
+2026-11-26 10:01:20,000 I harness.stages.suites: suites: recharge[sysctl=1] (timeout 900s, cwd /mnt/rhscratch)
 """
 
 CONSOLE = """\
@@ -221,31 +222,16 @@ def test_summarize_child_and_build_phases(tmp_path: Path) -> None:
                               "after bzImage (stamps)": 5.0}
 
 
-class FakeGuest:
-    def __init__(self, sysctl: str = "1"):
-        self.sysctl = sysctl
-        self.commands: list[str] = []
-
-    def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0) -> Any:
-        self.commands.append(command)
-        out, code = "", 0
-        if command.startswith("cat /proc/sys"):
-            out = (self.sysctl + "\n") if self.sysctl != "absent" else "absent\n"
-        elif command.startswith("echo ") and "&& cat" in command:
-            self.sysctl = command.split()[1]
-            out = self.sysctl + "\n"
-        elif command.startswith("echo "):
-            self.sysctl = command.split()[1]
-        elif "hotpath" in command:
-            out = HOTPATH_TAP.replace("value=1 (", f"value={self.sysctl} (")
-            code = 1
-        return SimpleNamespace(exit_code=code, stdout=out, stderr="", timed_out=False,
-                               error=None)
+def bench_guest(sysctl: str | None) -> FakeGuest:
+    """A guest whose hotpath program prints HOTPATH_TAP at the current sysctl value."""
+    def hotpath(g: FakeGuest, command: str) -> CmdResult:
+        return CmdResult(command, 1, HOTPATH_TAP.replace("value=1 (", f"value={g.sysctl} ("),
+                         "", 0.1)
+    return FakeGuest(sysctl=sysctl, programs={"hotpath": hotpath})
 
 
 def test_run_hotpath_alternates_sysctl_and_restores_it(tmp_path: Path) -> None:
-    g = FakeGuest("1")
+    g = bench_guest("1")
     runs = bench.run_hotpath(g, Path("/p/hotpath"), tmp_path / "ktap", "patched", reps=5,
                              rounds=2)
     assert [r["sysctl"] for r in runs] == [0, 1, 1, 0]
@@ -253,7 +239,7 @@ def test_run_hotpath_alternates_sysctl_and_restores_it(tmp_path: Path) -> None:
     assert "-r 5" in progs[0] and "-H" not in progs[0] and "-H" in progs[2]
     assert g.commands[-1].startswith("echo 1 > ")  # put back as found
     assert (tmp_path / "ktap" / "patched-sysctl0-round1.tap").is_file()
-    g2 = FakeGuest("absent")
+    g2 = bench_guest(None)
     runs2 = bench.run_hotpath(g2, Path("/p/hotpath"), tmp_path / "k2", "base", reps=3, rounds=2)
     assert [r["sysctl"] for r in runs2] == [None, None]
     assert not any(c.startswith("echo") for c in g2.commands)
@@ -379,7 +365,7 @@ def fake_runner(w: SimpleNamespace, calls: list[tuple[str, list[str], str | None
 def fake_kernel_bench(calls: list[str]) -> Any:
     def kb(label: str, bz: Path, program: Path, workdir: Path):
         calls.append(label)
-        g = FakeGuest("absent" if label == "base" else "1")
+        g = bench_guest(None if label == "base" else "1")
         return ({"boot_to_ssh_s": 9.0, "boot_to_shell_s": 14.0, "phases_s": {"x": 1.0}},
                 bench.run_hotpath(g, program, workdir / "ktap", label, reps=3, rounds=1))
     return kb
@@ -458,7 +444,8 @@ def test_bench_stops_when_the_series_does_not_apply(world: SimpleNamespace) -> N
 
 
 def test_cold_build_with_a_fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from harness import kconfig, proc
+    from harness import proc
+    from harness.stages import config as kconfig
 
     tree, project = tmp_path / "tree", tmp_path / "project"
     (tree / "tools/testing/selftests/cgroup").mkdir(parents=True)

@@ -2,7 +2,7 @@
 
 The predicates are fakes (tests/unit/_bisect_fakes.py) that judge a commit by its content;
 everything else is real: the CLI, the shadow repository and private worktree, `git bisect
-run` calling `python -m harness.bisect step` for each commit, the saved log and resume.
+run` calling `python -m harness.modes.bisect step` for each commit, the saved log and resume.
 """
 
 from __future__ import annotations
@@ -13,10 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import git, isolate, snapshot  # noqa: F401
-from harness import bisect, cli, predicate, rundir
-from harness.predicate import Observation, StepContext, Verdict
-from harness.rundir import ChildRun
+from harness import cli
+from harness.modes import bisect, predicate
+from harness.modes import child as rundir
+from harness.modes.child import ChildRun
+from harness.modes.predicate import Observation, StepContext, Verdict
+
+from fakes import git, snapshot
 
 FAKES = Path(__file__).with_name("_bisect_fakes.py")
 BAD_AT, BROKEN_AT = 6, 4

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate, make_fake_tree  # noqa: F401
-from harness import build
 from harness.errors import BuildError
+from harness.stages import build
+
+from fakes import make_fake_tree
 
 
 def _kbuild(tmp_path: Path) -> Path:

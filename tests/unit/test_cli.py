@@ -8,25 +8,26 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import git, isolate, make_fake_tree, make_patch, make_project, snapshot, write_exe  # noqa: F401
-from harness import cli, kconfig, pipeline, vm
+from harness import cli, verdict
 from harness.model import StageResult, Status, SuiteRun
-from harness.ssh import CmdResult
+from harness.modes import run as pipeline
+from harness.stages import boot as vm
+
+from fakes import (
+    DEFAULT_KTAP,
+    FakeGuest,
+    git,
+    make_patch,
+    run_programs,
+    snapshot,
+    write_exe,
+    write_fake_vng,
+)
 
 
-@pytest.fixture
-def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    """A fake kernel tree, a project, fake virtme tools, out dir."""
-    tree = make_fake_tree(tmp_path / "tree")
-    project = make_project(tmp_path / "project")
-    cfgk = write_exe(tmp_path / "bin" / "virtme-configkernel", """
-        #!/bin/sh
-        for a in "$@"; do case $a in O=*) out=${a#O=};; esac; done
-        make O="$out" x86_64_defconfig >/dev/null
-    """)
-    monkeypatch.setattr(kconfig, "vng_tool", lambda name: str(cfgk))
-    monkeypatch.chdir(tmp_path)
-    return tree, project, tmp_path / "out"
+def cli_guest(code: int = 0, ktap: str = DEFAULT_KTAP):  # type: ignore[no-untyped-def]
+    """The guest of a whole fake run: no sysctl, test_memcontrol prints ``ktap``."""
+    return FakeGuest.factory(sysctl=None, ncpu=None, programs=run_programs(code, ktap))
 
 
 def _main(capsys, *argv: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
@@ -107,34 +108,6 @@ def test_build_then_rebuild_is_skipped(env, capsys) -> None:  # type: ignore[no-
     assert "up to date, make skipped" in meta2["results"]["stages"]["build"]["detail"]
 
 
-class FakeGuest:
-    """Stands in for harness.ssh.Guest: answers the pipeline's commands."""
-
-    ktap = "TAP version 13\n1..1\nok 1 subtree_control\n"
-    code = 0
-
-    def __init__(self, host: str, port: int, user: str, key: Path, host_keys=None) -> None:  # type: ignore[no-untyped-def]
-        self.port = port
-
-    def connect(self, deadline_s: float, alive=None) -> float:  # type: ignore[no-untyped-def]
-        assert alive is None or alive()
-        return 0.1
-
-    def run(self, command: str, timeout: float, *, cwd=None, kill_after: float = 10.0) -> CmdResult:  # type: ignore[no-untyped-def]
-        if command.startswith("cat /proc/sys/vm/recharge"):
-            return CmdResult(command, 0, "absent\ncwd=ok\n", "", 0.0)
-        if command.startswith("bash ") and command.endswith("guest-setup.sh"):
-            return CmdResult(command, 0, "scratch=/mnt/rhscratch\nswap=/dev/vdb\n", "", 0.1)
-        if command == "dmesg":
-            return CmdResult(command, 0, "[    0.0] Linux version 6.12\n", "", 0.0)
-        if "test_memcontrol" in command:
-            return CmdResult(command, self.code, self.ktap, "", 0.5)
-        return CmdResult(command, 0, "", "", 0.0)
-
-    def close(self) -> None:
-        pass
-
-
 @pytest.mark.parametrize("code,ktap,want", [
     (0, "TAP version 13\n1..1\nok 1 subtree_control\n", 0),
     (1, "TAP version 13\n1..1\nnot ok 1 subtree_control\n", 1),
@@ -142,16 +115,14 @@ class FakeGuest:
 def test_full_run_with_fakes(env, capsys, tmp_path: Path, monkeypatch, code: int, ktap: str,  # type: ignore[no-untyped-def]
                              want: int) -> None:
     tree, project, out = env
-    fake_vng = write_exe(tmp_path / "bin" / "vng", "#!/bin/sh\nexec sleep 300\n")
+    fake_vng = write_fake_vng(tmp_path / "bin")
     write_exe(tmp_path / "bin" / "qemu-system-x86_64", "#!/bin/sh\necho 'QEMU emulator 7.2'\n")
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:" + __import__("os").environ["PATH"])
     monkeypatch.setattr(vm, "vng_tool", lambda name: str(fake_vng))
     monkeypatch.setattr(vm, "PORT_CHECK_S", 0.2)
-    monkeypatch.setattr(FakeGuest, "code", code)
-    monkeypatch.setattr(FakeGuest, "ktap", ktap)
-    import harness.ssh
+    import harness.stages.ssh
 
-    monkeypatch.setattr(harness.ssh, "Guest", FakeGuest)
+    monkeypatch.setattr(harness.stages.ssh, "Guest", cli_guest(code, ktap))
     (project / "selftests").mkdir()
     (project / "selftests" / "guest-setup.sh").write_text("#!/bin/sh\n")
     rc, err = _main(capsys, "run", "--tree", str(tree), "--project", str(project),
@@ -207,4 +178,5 @@ def _st(status: Status) -> StageResult:
     ([Status.PASS, Status.NOTRUN], [], 0),
 ])
 def test_exit_code_contract(stages, runs, code) -> None:  # type: ignore[no-untyped-def]
-    assert pipeline.Pipeline.exit_code([_st(s) for s in stages], [_sr(r) for r in runs]) == code
+    assert verdict.exit_code([_st(s) for s in stages], [_sr(r) for r in runs],
+                             suites_expected=bool(runs)) == code

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 
-from _fakes import isolate  # noqa: F401
-from harness import cli, compare, rundir
-from harness.compare import Change
-from harness.rundir import CaseOutcome, ChildRun
+from harness import cli
+from harness.modes import child as rundir
+from harness.modes import compare
+from harness.modes.child import CaseOutcome, ChildRun
+from harness.modes.compare import Change
+from harness.stages import suites
 
 PASSED = {s: "PASS" for s in ("source", "apply", "config", "build", "selftests", "boot",
                               "guest-setup", "suites", "report")}
@@ -226,9 +228,9 @@ def test_forward_args_keeps_only_what_the_user_set() -> None:
 def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Objects of C files the series changes are deleted before the base build, so both
     build logs carry those files' warnings whatever state the shared build dir was in."""
-    from _fakes import make_project
+    from harness import paths
 
-    from harness import kconfig, paths
+    from fakes import make_project
 
     project = make_project(tmp_path / "project")
     (project / "patches" / "0001-x.patch").write_text(
@@ -238,7 +240,7 @@ def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeyp
     worktree = paths.cache_root() / "worktrees" / "debian-6.12"
     (worktree / "tools/testing/selftests/cgroup").mkdir(parents=True)
     (worktree / "tools/testing/selftests/cgroup/config").write_text("CONFIG_MEMCG=y\n")
-    from harness.pipeline import fragments_for, kbuild_for
+    from harness.modes.run import fragments_for, kbuild_for
 
     frags = fragments_for(project, worktree, "default")
     kbuild = kbuild_for(paths.cache_root(), "debian-6.12", frags, "default")
@@ -262,10 +264,10 @@ def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeyp
 def test_kernel_suites_match_across_base_and_patched_labels(tmp_path: Path) -> None:
     """The kernel's suites set the sysctl only where it exists: `test_kmem[sysctl=1]` on
     patched and `test_kmem` on base are one suite; `recharge[sysctl=0]` stays itself."""
-    assert compare.suite_key("test_kmem[sysctl=1]") == "test_kmem"
-    assert compare.suite_key("test_kmem") == "test_kmem"
-    assert compare.suite_key("recharge[sysctl=0]") == "recharge[sysctl=0]"
-    assert compare.suite_key("other[sysctl=1]") == "other[sysctl=1]"
+    assert suites.suite_key("test_kmem[sysctl=1]") == "test_kmem"
+    assert suites.suite_key("test_kmem") == "test_kmem"
+    assert suites.suite_key("recharge[sysctl=0]") == "recharge[sysctl=0]"
+    assert suites.suite_key("other[sysctl=1]") == "other[sysctl=1]"
     base = make_run(tmp_path / "base", exit_code=1,
                     cases={("test_kmem", "test_kmem_basic"): "pass",
                            ("test_kmem", "test_percpu_basic"): "fail"}, build_log=BASE_LOG)
@@ -350,10 +352,10 @@ def test_compare_junit_has_one_outcome_per_testcase_and_no_bare_non_pass(tmp_pat
 def test_xfail_on_patched_where_base_passed_is_a_regression(tmp_path: Path) -> None:
     """The run's junit.xml writes a known failure as a pass with its raw status as a
     property; compare reads the raw status."""
-    from harness.ktap import parse_ktap
     from harness.model import Status, SuiteRun
+    from harness.parse.ktap import parse_ktap
     from harness.report.junit import write_junit
-    from harness.suites import apply_known_failures, SUITES
+    from harness.stages.suites import SUITES, apply_known_failures
 
     kmem = {s.name: s for s in SUITES}["test_kmem"]
     text = "memory.current 7606272\npercpu 4320000\nnot ok 1 test_percpu_basic\n"

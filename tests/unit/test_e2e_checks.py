@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from harness.ssh import CmdResult
-from harness.suites import RECHARGE_CASES
+from harness.stages.ssh import CmdResult
+from harness.stages.suites import RECHARGE_CASES
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "e2e"))
 from e2e_checks import blkid_devices, inventory_misses  # noqa: E402

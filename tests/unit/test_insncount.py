@@ -1,4 +1,4 @@
-"""Instruction counts (harness/insncount.py): plugin output, pairing, ratios; no QEMU."""
+"""Instruction counts (harness/stages/insncount.py): plugin output, pairing, ratios; no QEMU."""
 
 from __future__ import annotations
 
@@ -8,9 +8,10 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from _fakes import isolate  # noqa: F401  (the isolating autouse fixture)
 
-from harness import bench, insncount, vm
+from harness.modes import bench
+from harness.stages import boot as vm
+from harness.stages import insncount
 
 PLUGIN_OUT = """\
 insncount format=1 api=1 max_vcpus=2
@@ -284,7 +285,7 @@ def test_default_kernel_bench_passes_the_plugin_only_under_tcg(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import contextlib
 
-    from harness.pipeline import Options
+    from harness.model import Options
 
     so = tmp_path / "insncount-k.so"
     built: list[int] = []

@@ -1,4 +1,4 @@
-"""The inventory of expected cases (harness/suites.py) and what a run makes of it.
+"""The inventory of expected cases (harness/stages/suites.py) and what a run makes of it.
 
 Exit 0 must mean recharging was shown to work: on a kernel whose .config has
 CONFIG_MEMCG_RECHARGE_OFFLINE_ENABLED (=y or "is not set": the option exists), every
@@ -15,12 +15,14 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate, write_exe  # noqa: F401
-from harness import inventory, suites, vm
 from harness.model import Status
-from harness.ssh import CmdResult
-from test_cli import FakeGuest as CliGuest, _main, env  # noqa: F401
-from test_suites import FakeGuest, _prog_dir
+from harness.stages import boot as vm
+from harness.stages import inventory, suites
+from harness.stages.ssh import CmdResult
+
+from fakes import FakeGuest, write_exe
+from test_cli import _main, cli_guest
+from test_suites import _prog_dir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -193,9 +195,9 @@ def _fake_run(env, tmp_path, monkeypatch, capsys, fragment: str) -> tuple[int, s
     monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:" + __import__("os").environ["PATH"])
     monkeypatch.setattr(vm, "vng_tool", lambda name: str(fake_vng))
     monkeypatch.setattr(vm, "PORT_CHECK_S", 0.2)
-    import harness.ssh
+    import harness.stages.ssh
 
-    monkeypatch.setattr(harness.ssh, "Guest", CliGuest)  # its sysctl is "absent"
+    monkeypatch.setattr(harness.stages.ssh, "Guest", cli_guest())  # its sysctl is "absent"
     (project / "selftests").mkdir(exist_ok=True)
     (project / "selftests" / "guest-setup.sh").write_text("#!/bin/sh\n")
     rc, err = _main(capsys, "run", "--tree", str(tree), "--project", str(project),

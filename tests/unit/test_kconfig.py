@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate, make_fake_tree, write_exe  # noqa: F401
-from harness import kconfig
 from harness.errors import ConfigError, UserError
+from harness.stages import config as kconfig
+
+from fakes import make_fake_tree, write_exe
 
 
 def test_parse_config_and_fragment_validation(tmp_path: Path) -> None:
@@ -161,7 +162,7 @@ def test_real_kconfig_tree_if_available() -> None:
 def test_profile_base_config_reaches_virtme_configkernel(tmp_path: Path, monkeypatch) -> None:
     """tiny/debug start from --allnoconfig, slim/vng from --defconfig; a change of the
     starting point regenerates the config and gets its own O= directory."""
-    from harness import pipeline
+    from harness.modes import run as pipeline
 
     tree = make_fake_tree(tmp_path / "tree")
     exe = _fake_vng(tmp_path, monkeypatch)

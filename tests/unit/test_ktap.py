@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.ktap import CaseStatus, KtapResult, judge, parse_ktap
 from harness.model import Status
+from harness.parse.ktap import CaseStatus, KtapResult, parse_ktap
+from harness.verdict import suite_status as judge
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ktap"
 SAMPLES = sorted(DATA.glob("*.tap"))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.logscan import (
+from harness.parse.logscan import (
     BETWEEN,
     BOOT,
     MAX_EXCERPT_LINES,
@@ -231,7 +231,7 @@ def test_kmemleak_backtrace_without_task_markers() -> None:
 
 
 def test_wrapped_dmesg_falls_back_to_the_console(tmp_path) -> None:
-    from harness.pipeline import _log_buffer_wrapped
+    from harness.modes.run import _log_buffer_wrapped
 
     console = tmp_path / "console.log"
     console.write_text("[    0.000000] Linux version 6.12.117\n[ 1.0] RECHARGE-HARNESS: begin x\n")
@@ -246,7 +246,7 @@ def test_wrapped_dmesg_falls_back_to_the_console(tmp_path) -> None:
 
 
 def test_signature_does_not_depend_on_the_build_directory() -> None:
-    from harness.logscan import normalize
+    from harness.parse.logscan import normalize
 
     a = "WARNING: CPU: 0 PID: 12 at ../../worktrees/debian-6.12/mm/memcontrol.c:4486 f+0x1d/0x2a0"
     b = "WARNING: CPU: 1 PID: 99 at mm/memcontrol.c:4490 f+0x1d/0x2a0"

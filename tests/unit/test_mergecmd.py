@@ -7,10 +7,9 @@ from pathlib import Path
 
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
-from _fakes import isolate  # noqa: F401
 from harness import cli
 from harness.report.merge import shard
-from harness.suites import SUITES
+from harness.stages.suites import SUITES
 
 
 def _shard_dir(root: Path, name: str, cases: dict[str, str], exit_code: int | None,
@@ -101,7 +100,7 @@ def test_shard_option_selects_and_validates(tmp_path: Path, monkeypatch, capsys)
         def run(self) -> int:
             return 0
 
-    import harness.pipeline as pl
+    import harness.modes.run as pl
 
     monkeypatch.setattr(pl, "Pipeline", FakePipeline)
     assert cli.main(["test", "--shard", "2/3", "--out", str(tmp_path / "o")]) == 0

@@ -8,12 +8,13 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from _fakes import isolate, make_project  # noqa: F401
-from harness import cli, mutants, rundir
-from harness.rundir import ChildRun
 from test_compare import PASSED, make_run
+
+from harness import cli
+from harness.modes import child as rundir
+from harness.modes.child import ChildRun
+
+from fakes import make_project
 
 PATCH = """From 0000 Mon Sep 17 00:00:00 2001
 Subject: [PATCH] mutant: {what}
@@ -120,7 +121,7 @@ def test_project_mutants_readme_exists() -> None:
 def test_targeted_runs_only_the_expected_cases_that_exist(tmp_path):
     import argparse
 
-    from harness.mutants import Mutant, targeted_args
+    from harness.modes.mutants import Mutant, targeted_args
 
     m = Mutant("x", tmp_path / "x.patch", expect=("lru_hold", "test_memcg_recharge",
                                                    "shmem_read_after"))

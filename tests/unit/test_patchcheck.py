@@ -1,4 +1,4 @@
-"""patchcheck: checkpatch output and the allow-list (harness.checkpatch), the per-prefix
+"""patchcheck: checkpatch output and the allow-list (harness.parse.checkpatch), the per-prefix
 logic with fake steps, and the real steps on a fake kernel tree (git am, config, make)."""
 
 from __future__ import annotations
@@ -9,12 +9,16 @@ from typing import Sequence
 
 import pytest
 
-from _fakes import git, isolate, make_fake_tree, make_patch, make_project, snapshot, write_exe  # noqa: F401
-from harness import checkpatch, cli, kconfig, patchcheck
+from harness import cli
 from harness.errors import BuildError, SeriesError, UserError
 from harness.model import Status
-from harness.patchcheck import Built
-from harness.series import Patch
+from harness.modes import patchcheck
+from harness.modes.patchcheck import Built
+from harness.parse import checkpatch
+from harness.stages import config as kconfig
+from harness.stages.apply import Patch
+
+from fakes import git, make_fake_tree, make_patch, make_project, snapshot, write_exe
 
 ROOT = Path(__file__).resolve().parents[2]
 PATCH2 = "0002-mm-vmscan-add-lruvec_for_each_list-helper.patch"

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate, write_exe  # noqa: F401
 from harness import proc
 from harness.errors import CommandTimeout, InfraError
+
+from fakes import write_exe
 
 
 def _alive(pid: int) -> bool:

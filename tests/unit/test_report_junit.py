@@ -7,9 +7,9 @@ from pathlib import Path
 
 from junitparser import JUnitXml
 
-from harness.ktap import parse_ktap
-from harness.logscan import BETWEEN, BOOT, KERNEL_SUITE, Finding
 from harness.model import Status, SuiteRun
+from harness.parse.ktap import parse_ktap
+from harness.parse.logscan import BETWEEN, BOOT, KERNEL_SUITE, Finding
 from harness.report.junit import build_junit, suite_label, write_junit
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "ktap"
@@ -194,7 +194,7 @@ def test_readable_by_junitparser(tmp_path: Path) -> None:
 
 
 def test_error_text_is_only_a_reason_unless_status_is_error(tmp_path: Path) -> None:
-    # harness/suites.py puts judge()'s reason into SuiteRun.error for every status
+    # harness/stages/suites.py puts judge()'s reason into SuiteRun.error for every status
     failed = _run("f", "ok 1 a\nnot ok 2 b\n", Status.FAIL, exit_code=1, error="1 failed: b", sysctl=None)
     absent = SuiteRun("s", Status.SKIP, 0.0, "", None, "sysctl vm.recharge_offline_memcgs absent", None, None)
     unbuilt = SuiteRun("n", Status.NOTRUN, 0.0, "", None, "test_recharge not built", None, None)

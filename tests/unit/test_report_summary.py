@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from harness.ktap import parse_ktap
-from harness.logscan import Finding
 from harness.model import StageResult, Status, SuiteRun
+from harness.parse.ktap import parse_ktap
+from harness.parse.logscan import Finding
 from harness.report.junit import write_junit
 from harness.report.merge import merge_junit, parse_shard, shard
 from harness.report.summary import EXIT_CODES, render_summary, run_counts, verdict

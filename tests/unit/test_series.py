@@ -6,9 +6,11 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import git, isolate, make_fake_tree, make_patch, snapshot  # noqa: F401
-from harness import series, source
 from harness.errors import SeriesError
+from harness.stages import apply as series
+from harness.stages import source
+
+from fakes import git, make_fake_tree, make_patch, snapshot
 
 
 def _series(d: Path, text: str) -> Path:

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import git, isolate, make_fake_tree, snapshot  # noqa: F401
-from harness import source
 from harness.errors import SourceError
+from harness.stages import source
+
+from fakes import git, make_fake_tree, snapshot
 
 DEBIAN_GITIGNORE = """\
 # Normal kernel ignores

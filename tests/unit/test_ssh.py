@@ -10,10 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate  # noqa: F401
-from harness import vm
 from harness.errors import SshError
-from harness.ssh import Guest
+from harness.stages import boot as vm
+from harness.stages.ssh import Guest
 
 SSHD = "/usr/sbin/sshd"
 

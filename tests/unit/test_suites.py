@@ -2,45 +2,16 @@
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from _fakes import isolate  # noqa: F401
-from harness import suites
 from harness.errors import UserError
 from harness.model import Status
-from harness.ssh import CmdResult
+from harness.stages import suites
+from harness.stages.ssh import CmdResult
 
-
-@dataclass
-class FakeGuest:
-    """Answers commands by regex; records everything it was asked to run."""
-
-    sysctl: str | None = "0"  # None: the kernel has no such sysctl
-    program: CmdResult | None = None
-    cwd_ok: bool = True
-    ncpu: str | None = "2"  # the guest's online CPUs (None: not reported)
-    calls: list[tuple[str, float, str | None]] = field(default_factory=list)
-
-    def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0) -> CmdResult:
-        self.calls.append((command, timeout, cwd))
-        if command.startswith("cat /proc/sys/vm/recharge"):
-            return CmdResult(command, 0, (self.sysctl or "absent") + "\n" +
-                             ("cwd=ok\n" if self.cwd_ok else "cwd=missing\n") +
-                             (f"ncpu={self.ncpu}\n" if self.ncpu else ""), "", 0.0)
-        m = re.match(r"echo (\d) > /proc/sys/vm/recharge_offline_memcgs", command)
-        if m:
-            if self.sysctl is None:
-                return CmdResult(command, 1, "", "No such file", 0.0)
-            self.sysctl = m.group(1)
-            return CmdResult(command, 0, self.sysctl + "\n", "", 0.0)
-        assert self.program is not None, command
-        return self.program
-
+from fakes import FakeGuest
 
 KTAP_OK = "TAP version 13\n1..2\nok 1 a\nok 2 b # SKIP no swap\n"
 KTAP_FAIL = "TAP version 13\n1..2\nok 1 a\nnot ok 2 b\n"
@@ -129,13 +100,6 @@ def test_guest_death_marks_rest_notrun(tmp_path: Path) -> None:
     assert "guest died during a" in (runs[1].error or "")
 
 
-def test_status_from_without_parser() -> None:
-    assert suites.status_from(0, KTAP_OK, None) == (Status.PASS, None)
-    assert suites.status_from(0, KTAP_FAIL, None)[0] == Status.FAIL
-    assert suites.status_from(4, "", None)[0] == Status.SKIP
-    assert suites.status_from(137, "", None)[0] == Status.ERROR
-
-
 def test_wrapper_prefixes_the_program_or_reports_it_missing(tmp_path: Path) -> None:
     suite = suites.Suite("test_kmem", "cgroup", "test_kmem", wrapper="ext4-root.sh")
     kdir = _prog_dir(tmp_path, "test_kmem")
@@ -167,7 +131,7 @@ def test_stress_seconds_reaches_only_the_scenarios() -> None:
 
 
 def test_known_failures_become_xfail_and_nothing_else_does(tmp_path: Path) -> None:
-    from harness.ktap import CaseStatus
+    from harness.parse.ktap import CaseStatus
 
     known = suites.KnownFailure("b", "base fails too", cpus=2, measured=(("x", 5),))
     suite = suites.Suite("k", "cgroup", "test_kmem", known_failures=(known,))
@@ -217,7 +181,6 @@ def _kmem_like() -> suites.Suite:
 ])
 def test_known_failure_only_matches_its_evidence(tmp_path: Path, text: str,
                                                  ncpu: str | None, want: str) -> None:
-    from harness.ktap import CaseStatus
 
     g = FakeGuest(program=CmdResult("x", 1, text, "", 1.0), ncpu=ncpu)
     run = suites.run_suite(g, _kmem_like(), _prog_dir(tmp_path, "test_kmem"), tmp_path / "k")
@@ -241,7 +204,7 @@ def test_known_failure_that_passes_is_xpass_reported_not_failing(tmp_path: Path)
 
 
 def test_case_selection_narrows_the_project_suites_and_their_inventory():
-    from harness.suites import select_suites
+    from harness.stages.suites import select_suites
 
     got = select_suites(None, cases=("lru_hold", "shmem_read_after"))
     names = [s.name for s in got]
@@ -259,7 +222,7 @@ def test_case_selection_rejects_an_unknown_case():
     import pytest as _pytest
 
     from harness.errors import UserError
-    from harness.suites import select_suites
+    from harness.stages.suites import select_suites
 
     with _pytest.raises(UserError, match="no_such_case"):
         select_suites(["recharge"], cases=("no_such_case",))

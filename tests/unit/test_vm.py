@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from _fakes import isolate, write_exe  # noqa: F401
-from harness import vm
 from harness.errors import InfraError, UserError
+from harness.stages import boot as vm
+
+from fakes import write_exe
 
 
 @pytest.fixture

@@ -1,0 +1,1 @@
+"""Parsers of tool output: KTAP, the kernel log, compiler output, checkpatch."""

@@ -1,0 +1,285 @@
+"""Stage 4: build the kernel (out of tree, ccache, serialised) and the selftests.
+
+Every kernel build takes the cache's build lock (:func:`harness.paths.kbuild_lock`:
+one kernel build at a time per cache).  A build whose inputs (tree commit and
+``.config``) match the last successful one is skipped entirely.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import re
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, TextIO
+
+from harness import proc
+from harness.errors import BuildError
+from harness.paths import cache_root, file_lock, kbuild_lock, write_if_changed
+
+log = logging.getLogger(__name__)
+
+_STEP_RE = re.compile(r"^\s+(CC|AS|LD|AR|HOSTCC|HOSTLD|CC \[M\]|OBJCOPY|GEN|AS \[M\])\s+(\S+)")
+_ERROR_RES = (
+    # A full disk (or quota) is the root cause of whatever compiler/make error follows.
+    re.compile(r"^.*(?:No space left on device|Disk quota exceeded).*$", re.M),
+    re.compile(r"^(?P<loc>[^\s:]+:\d+(?::\d+)?): (?:fatal )?error: .*$", re.M),
+    re.compile(r"^.*\berror: .*$", re.M),
+    re.compile(r"^.*undefined reference to .*$", re.M),
+    re.compile(r"^make(?:\[\d+\])?: \*\*\* .*$", re.M),
+)
+_WARNING_RE = re.compile(r"^[^\s:]+:\d+:\d+: warning: ", re.M)
+
+
+@dataclass(frozen=True)
+class BuildResult:
+    kbuild: Path
+    bzimage: Path
+    log: Path
+    duration_s: float
+    skipped: bool  # nothing to do: same commit and .config as the last build
+    compiled: int  # CC lines seen
+    warnings: int
+
+
+@dataclass(frozen=True)
+class SelftestsResult:
+    cgroup_dir: Path | None  # directory with test_memcontrol & co.
+    own_dir: Path | None  # the project's selftests/ build output
+    headers: Path
+    problems: tuple[str, ...]  # one line each: what could not be built
+
+
+def first_error(text: str) -> str:
+    """The first compiler/linker error of a build log (or the first make error)."""
+    for rx in _ERROR_RES:
+        m = rx.search(text)
+        if m:
+            return m.group(0).strip()
+    return ""
+
+
+def ccache_env(cache: Path) -> dict[str, str]:
+    return {
+        "CCACHE_DIR": str(cache / "ccache"),
+        "CCACHE_BASEDIR": str(cache),
+        "CCACHE_NOHASHDIR": "1",
+        "CCACHE_MAXSIZE": os.environ.get("CCACHE_MAXSIZE", "5G"),
+    }
+
+
+class Progress:
+    """A live line on a TTY; a log line every ``period_s`` otherwise."""
+
+    def __init__(self, what: str, expected: int | None, stream: TextIO | None = None,
+                 period_s: float = 60.0):
+        self.what = what
+        self.expected = expected
+        self.stream = stream if stream is not None else sys.stderr
+        self.tty = self.stream.isatty()
+        self.period_s = period_s
+        self.start = time.monotonic()
+        self.last_print = 0.0
+        self.count = 0
+        self.last = ""
+
+    def line(self, text: str) -> None:
+        m = _STEP_RE.match(text)
+        if m:
+            if m.group(1).startswith("CC"):
+                self.count += 1
+            self.last = m.group(2)
+        self.tick()
+
+    def render(self) -> str:
+        el = int(time.monotonic() - self.start)
+        frac = ""
+        if self.expected:
+            pct = min(99, 100 * self.count // max(1, self.expected))
+            frac = f"/{self.expected} ({pct}%)"
+        return f"{self.what}: {self.count}{frac} compiled, {el // 60}:{el % 60:02d} elapsed" + (
+            f", {self.last}" if self.last else "")
+
+    def tick(self) -> None:
+        now = time.monotonic()
+        if self.tty:
+            if now - self.last_print >= 0.5:
+                cols = shutil.get_terminal_size((100, 20)).columns
+                self.stream.write("\r\x1b[K" + self.render()[: cols - 1])
+                self.stream.flush()
+                self.last_print = now
+        elif now - self.last_print >= self.period_s:
+            if self.last_print:
+                log.info("%s", self.render())
+            self.last_print = now
+
+    def done(self) -> None:
+        if self.tty:
+            self.stream.write("\r\x1b[K")
+            self.stream.flush()
+
+
+def _stamp(tree_commit: str, config: Path) -> str:
+    h = hashlib.sha256(f"commit {tree_commit}\n".encode())
+    h.update(config.read_bytes())
+    return h.hexdigest()
+
+
+def kernel_up_to_date(tree_commit: str, kbuild: Path) -> bool:
+    """Would :func:`make_kernel` skip make? (same commit and .config as the last build)"""
+    config = kbuild / ".config"
+    stamp_file = kbuild / ".harness-build-stamp"
+    bz = kbuild / "arch" / "x86" / "boot" / "bzImage"
+    return (config.is_file() and bz.is_file() and stamp_file.is_file()
+            and stamp_file.read_text().strip() == _stamp(tree_commit, config))
+
+
+def make_kernel(
+    tree: Path,
+    tree_commit: str,
+    kbuild: Path,
+    cache: Path,
+    log_path: Path,
+    *,
+    jobs: int | None = None,
+    timeout: float = 3 * 3600.0,
+    progress_stream: TextIO | None = None,
+    lock_path: Path | None = None,
+) -> BuildResult:
+    """``make O=<kbuild> -j<jobs> CC="ccache gcc" bzImage``; BuildError on failure."""
+    jobs = jobs or os.cpu_count() or 1
+    config = kbuild / ".config"
+    bzimage = kbuild / "arch" / "x86" / "boot" / "bzImage"
+    stamp_file = kbuild / ".harness-build-stamp"
+    count_file = kbuild / ".harness-cc-count"
+    stamp = _stamp(tree_commit, config)
+    if bzimage.is_file() and stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
+        log.info("build: %s is up to date (same commit and .config): skipping make", bzimage)
+        return BuildResult(kbuild, bzimage, log_path, 0.0, True, 0, 0)
+    expected = None
+    if count_file.is_file():
+        try:
+            expected = int(count_file.read_text().strip()) or None
+        except ValueError:
+            pass
+    env = ccache_env(cache)
+    argv = ["make", f"O={kbuild}", f"-j{jobs}", "CC=ccache gcc", "bzImage"]
+    if shutil.which("ccache") is None:
+        log.warning("build: ccache not found; building without it")
+        argv = ["make", f"O={kbuild}", f"-j{jobs}", "bzImage"]
+    with file_lock(lock_path or kbuild_lock(cache), "the kernel build lock"):
+        log.info("build: %s (log: %s)", " ".join(argv), log_path)
+        progress = Progress("build", expected, progress_stream)
+        start = time.monotonic()
+        try:
+            res = proc.run(argv, cwd=tree, timeout=timeout, log_path=log_path, env=env,
+                           on_line=progress.line, on_tick=progress.tick, capture=False)
+        finally:
+            progress.done()
+    duration = time.monotonic() - start
+    text = log_path.read_text(encoding="utf-8", errors="replace")
+    warnings = len(_WARNING_RE.findall(text))
+    if res.returncode != 0 or not bzimage.is_file():
+        err = first_error(text) or (res.tail[-1] if res.tail else "no output")
+        raise BuildError(f"kernel build failed: {err}", log=log_path, first_error=err)
+    if progress.count > (expected or 0) // 2:
+        write_if_changed(count_file, f"{progress.count}\n")
+    write_if_changed(stamp_file, stamp + "\n")
+    log.info("build: %s in %.0fs (%d compiled, %d warnings)", bzimage, duration,
+             progress.count, warnings)
+    return BuildResult(kbuild, bzimage, log_path, duration, False, progress.count, warnings)
+
+
+def _selftests_stamp(tree_commit: str, kbuild: Path, project: Path) -> str:
+    h = hashlib.sha256(f"commit {tree_commit}\n".encode())
+    cfg = kbuild / ".config"
+    if cfg.is_file():
+        h.update(cfg.read_bytes())
+    src = project / "selftests"
+    if src.is_dir():
+        for p in sorted(src.rglob("*")):
+            rel = p.relative_to(src)
+            if p.is_file() and rel.parts[0] != "build":
+                h.update(f"\n{rel}\n".encode())
+                h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def make_selftests(
+    tree: Path,
+    kbuild: Path,
+    project: Path,
+    log_path: Path,
+    *,
+    tree_commit: str | None = None,
+    jobs: int | None = None,
+    timeout: float = 1800.0,
+    lock_path: Path | None = None,
+    cache: Path | None = None,
+    on_line: Callable[[str], None] | None = None,
+) -> SelftestsResult:
+    """Kernel headers, the tree's cgroup selftests, and the project's ``selftests/``.
+
+    A part that does not build is reported in ``problems`` (its suites will say
+    so), it does not stop the others.
+    """
+    jobs = jobs or os.cpu_count() or 1
+    problems: list[str] = []
+    headers = kbuild / "usr" / "include"
+    cgroup_dir: Path | None = None
+    own_dir: Path | None = None
+    mk = project / "selftests" / "Makefile"
+    stamp_file = kbuild / ".harness-selftests-stamp"
+    stamp = _selftests_stamp(tree_commit, kbuild, project) if tree_commit else None
+    cg_out, own_out = kbuild / "kselftest" / "cgroup", kbuild / "recharge-selftests"
+    if (stamp and stamp_file.is_file() and stamp_file.read_text().strip() == stamp
+            and (cg_out / "test_memcontrol").is_file() and (own_out.is_dir() or not mk.is_file())):
+        log.info("selftests: up to date (same commit, .config and selftests/): skipping make")
+        return SelftestsResult(cg_out, own_out if mk.is_file() else None, headers,
+                               () if mk.is_file() else (f"no {mk}: the project's selftests "
+                                                        "are not available",))
+    stamp_file.unlink(missing_ok=True)
+    with file_lock(lock_path or kbuild_lock(cache or cache_root()), "the kernel build lock"):
+        res = proc.run(["make", f"O={kbuild}", f"-j{jobs}", "headers"], cwd=tree,
+                       timeout=timeout, log_path=log_path, on_line=on_line)
+        if res.returncode != 0:
+            text = "\n".join(res.tail)
+            raise BuildError(f"make headers failed: {first_error(text) or res.tail[-1:]}",
+                             log=log_path)
+        res = proc.run(
+            ["make", "-C", str(tree / "tools/testing/selftests"), f"-j{jobs}",
+             "TARGETS=cgroup", f"O={kbuild}"],
+            cwd=tree, timeout=timeout, log_path=log_path, on_line=on_line,
+        )
+        out = kbuild / "kselftest" / "cgroup"
+        if res.returncode == 0 and (out / "test_memcontrol").is_file():
+            cgroup_dir = out
+        else:
+            err = first_error("\n".join(res.tail)) or "see log"
+            problems.append(f"cgroup selftests did not build: {err}")
+            log.error("build: cgroup selftests did not build: %s (log %s)", err, log_path)
+    if mk.is_file():
+        own_out.mkdir(parents=True, exist_ok=True)
+        res = proc.run(
+            ["make", "-C", str(project / "selftests"), f"-j{jobs}", f"O={own_out}",
+             f"KHDR_INCLUDES=-I{headers}"],
+            cwd=project, timeout=timeout, log_path=log_path, on_line=on_line,
+        )
+        if res.returncode == 0:
+            own_dir = own_out
+        else:
+            err = first_error("\n".join(res.tail)) or "see log"
+            problems.append(f"project selftests did not build: {err}")
+            log.error("build: project selftests did not build: %s (log %s)", err, log_path)
+    else:
+        problems.append(f"no {mk}: the project's selftests are not available")
+        log.warning("build: no %s: the project's own suites will be reported as not available",
+                    mk)
+    if stamp and cgroup_dir is not None and (own_dir is not None or not mk.is_file()):
+        write_if_changed(stamp_file, stamp + "\n")
+    return SelftestsResult(cgroup_dir, own_dir, headers, tuple(problems))

@@ -1,0 +1,315 @@
+"""Stage 6: talk to the guest over SSH (paramiko).
+
+The guest's sshd listens on 127.0.0.1:PORT only (QEMU user networking).  We log
+in as root with the per-run key vng generated in the run's private HOME, and
+we *verify* the guest's host key against the per-run host keys vng generated
+next to it (no trust-on-first-use, no known_hosts file touched).
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import shlex
+import socket
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import paramiko
+
+from harness.errors import SshError
+
+log = logging.getLogger(__name__)
+
+# paramiko logs every failed banner read while the guest boots: keep it quiet.
+logging.getLogger("paramiko").setLevel(logging.CRITICAL)
+
+
+@dataclass(frozen=True)
+class CmdResult:
+    command: str
+    exit_code: int | None  # None: no exit status (timeout, connection lost)
+    stdout: str
+    stderr: str
+    duration_s: float
+    timed_out: bool = False
+    error: str | None = None  # connection problem, if any
+
+
+class Guest:
+    """An SSH session to the guest: ``connect()``, ``run()``, ``put()``, ``get()``."""
+
+    def __init__(self, host: str, port: int, user: str, key_path: Path,
+                 host_key_files: list[Path] | None = None):
+        self.host = host
+        self.port = port
+        self.user = user
+        self.key_path = key_path
+        self.host_key_files = host_key_files or []
+        self.client: paramiko.SSHClient | None = None
+        self.persistent = True
+        self._shell: _Shell | None = None
+
+    def _new_client(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        keys = client.get_host_keys()
+        name = f"[{self.host}]:{self.port}" if self.port != 22 else self.host
+        for f in self.host_key_files:
+            try:
+                kind, b64 = f.read_text().split()[:2]
+                keys.add(name, kind, paramiko.PKey.from_type_string(kind, base64.b64decode(b64)))
+            except (OSError, ValueError, paramiko.SSHException):
+                log.debug("ssh: cannot load host key %s", f)
+        if keys.keys():
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:  # no per-run host keys to pin (e.g. a user-started guest)
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        return client
+
+    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None) -> float:
+        """Retry with back-off until sshd answers; return seconds waited.
+
+        Raises :class:`SshError` at the deadline or as soon as ``alive()`` says
+        the guest is gone.
+        """
+        start = time.monotonic()
+        delay = 0.5
+        last = "no attempt"
+        while True:
+            if alive is not None and not alive():
+                raise SshError(f"guest exited while waiting for SSH (last: {last})")
+            client = self._new_client()
+            try:
+                client.connect(
+                    self.host, port=self.port, username=self.user,
+                    key_filename=str(self.key_path), look_for_keys=False, allow_agent=False,
+                    timeout=10, banner_timeout=10, auth_timeout=10,
+                )
+                transport = client.get_transport()
+                if transport is not None:
+                    transport.set_keepalive(15)
+                self.client = client
+                return time.monotonic() - start
+            except paramiko.BadHostKeyException as e:
+                client.close()
+                raise SshError(f"guest host key does not match the run's host key: {e}") from e
+            except (paramiko.SSHException, OSError, EOFError) as e:
+                client.close()
+                last = f"{type(e).__name__}: {e}"[:160]
+            if time.monotonic() - start + delay > deadline_s:
+                raise SshError(f"SSH to {self.host}:{self.port} not answering after "
+                               f"{deadline_s:.0f}s (last: {last})")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
+
+    def run(self, command: str, timeout: float, *, cwd: str | None = None,
+            kill_after: float = 10.0) -> CmdResult:
+        """Run ``command`` (a shell string) with a guest-side ``timeout`` and a host deadline.
+
+        Goes through one persistent ``/bin/sh`` channel: every new SSH session
+        costs seconds under TCG (sshd + PAM + the user's login-shell rc files over
+        9p), a command on the open shell costs milliseconds.  Falls back to one
+        SSH exec per command if that shell cannot be used.
+        Exit code 124 from coreutils ``timeout`` is reported as ``timed_out``.
+        """
+        if self.client is None:
+            raise SshError("not connected")
+        if self.persistent:
+            try:
+                if self._shell is None:
+                    self._shell = _Shell(self.client)
+                return self._shell.run(command, timeout, cwd=cwd, kill_after=kill_after)
+            except _ShellBroken as e:
+                log.debug("ssh: persistent shell unusable (%s); one session per command", e)
+                self._shell = None
+                if e.result is not None:
+                    return e.result
+                self.persistent = False
+        return self.run_exec(command, timeout, cwd=cwd, kill_after=kill_after)
+
+    def run_exec(self, command: str, timeout: float, *, cwd: str | None = None,
+                 kill_after: float = 10.0) -> CmdResult:
+        """Run ``command`` in its own SSH session (exec channel)."""
+        if self.client is None:
+            raise SshError("not connected")
+        wrapped = command
+        if cwd:
+            wrapped = f"cd {shlex.quote(cwd)} && {wrapped}"
+        wrapped = (f"exec timeout -k {int(kill_after)} {int(max(1, timeout))} "
+                   f"sh -c {shlex.quote(wrapped)}")
+        start = time.monotonic()
+        out: list[bytes] = []
+        err: list[bytes] = []
+        try:
+            transport = self.client.get_transport()
+            if transport is None:
+                raise SshError("SSH transport closed")
+            chan = transport.open_session()
+            chan.settimeout(1.0)
+            chan.exec_command(wrapped)
+            deadline = start + timeout + kill_after + 15
+            while True:
+                got = False
+                if chan.recv_ready():
+                    out.append(chan.recv(65536))
+                    got = True
+                if chan.recv_stderr_ready():
+                    err.append(chan.recv_stderr(65536))
+                    got = True
+                if chan.exit_status_ready() and not chan.recv_ready() \
+                        and not chan.recv_stderr_ready():
+                    break
+                if time.monotonic() > deadline:
+                    chan.close()
+                    return CmdResult(command, None, _dec(out), _dec(err),
+                                     time.monotonic() - start, True,
+                                     f"no exit status after {timeout:.0f}s")
+                if chan.closed and not chan.exit_status_ready():
+                    return CmdResult(command, None, _dec(out), _dec(err),
+                                     time.monotonic() - start, False, "channel closed")
+                if not got:
+                    time.sleep(0.05)
+            code = chan.recv_exit_status()
+            chan.close()
+        except (paramiko.SSHException, OSError, EOFError, socket.timeout) as e:
+            return CmdResult(command, None, _dec(out), _dec(err), time.monotonic() - start,
+                             False, f"connection lost: {type(e).__name__}: {e}"[:200])
+        return CmdResult(command, code, _dec(out), _dec(err), time.monotonic() - start,
+                         timed_out=code == 124)
+
+    def put(self, local: Path, remote: str) -> None:
+        if self.client is None:
+            raise SshError("not connected")
+        with self.client.open_sftp() as sftp:
+            sftp.put(str(local), remote)
+
+    def get(self, remote: str, local: Path) -> None:
+        if self.client is None:
+            raise SshError("not connected")
+        local.parent.mkdir(parents=True, exist_ok=True)
+        with self.client.open_sftp() as sftp:
+            sftp.get(remote, str(local))
+
+    def close(self) -> None:
+        if self._shell is not None:
+            self._shell.close()
+            self._shell = None
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def __enter__(self) -> "Guest":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class _ShellBroken(Exception):
+    def __init__(self, why: str, result: CmdResult | None = None):
+        super().__init__(why)
+        self.result = result  # the command's outcome, when the shell died running it
+
+
+_SCRATCH = "/run/rh-harness-ssh"
+
+
+class _Shell:
+    """One ``/bin/sh`` on a channel; commands are written to its stdin.
+
+    Per command N the shell runs it in a subshell with stdout/stderr in files
+    under /run, then prints ``@@RC N <status>`` and both files, each preceded
+    by its size in bytes, so the host reads exact outputs off one stream.
+    """
+
+    def __init__(self, client: paramiko.SSHClient):
+        transport = client.get_transport()
+        if transport is None:
+            raise _ShellBroken("no transport")
+        try:
+            self.chan = transport.open_session()
+            self.chan.exec_command("exec /bin/sh")
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            raise _ShellBroken(f"cannot open a shell channel: {e}") from e
+        self.buf = b""
+        self.n = 0
+
+    def close(self) -> None:
+        try:
+            self.chan.close()
+        except Exception:  # pragma: no cover
+            pass
+
+    def _fill(self, deadline: float) -> None:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            raise socket.timeout("deadline")
+        self.chan.settimeout(min(remaining, 5.0))
+        try:
+            data = self.chan.recv(65536)
+        except socket.timeout:
+            if time.monotonic() >= deadline:
+                raise
+            return
+        if not data:
+            raise EOFError("shell channel closed")
+        self.buf += data
+
+    def _line(self, deadline: float) -> bytes:
+        while b"\n" not in self.buf:
+            self._fill(deadline)
+        line, _, self.buf = self.buf.partition(b"\n")
+        return line
+
+    def _exact(self, size: int, deadline: float) -> bytes:
+        while len(self.buf) < size:
+            self._fill(deadline)
+        data, self.buf = self.buf[:size], self.buf[size:]
+        return data
+
+    def run(self, command: str, timeout: float, *, cwd: str | None, kill_after: float
+            ) -> CmdResult:
+        self.n += 1
+        n = self.n
+        inner = f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+        out, err = f"{_SCRATCH}/{n}.out", f"{_SCRATCH}/{n}.err"
+        script = (
+            f"mkdir -p {_SCRATCH}; ( exec timeout -k {int(kill_after)} {int(max(1, timeout))} "
+            f"sh -c {shlex.quote(inner)} ) </dev/null >{out} 2>{err}; "
+            f"echo \"@@RC {n} $?\"; wc -c <{out}; cat {out}; wc -c <{err}; cat {err}; "
+            f"rm -f {out} {err}\n"
+        )
+        start = time.monotonic()
+        deadline = start + timeout + kill_after + 30
+        try:
+            self.chan.sendall(script.encode())
+            while True:
+                line = self._line(deadline)
+                if line.startswith(f"@@RC {n} ".encode()):
+                    code = int(line.split()[2])
+                    break
+            o = self._exact(int(self._line(deadline).strip() or 0), deadline)
+            e = self._exact(int(self._line(deadline).strip() or 0), deadline)
+        except socket.timeout:
+            self.close()
+            raise _ShellBroken("timed out", CmdResult(
+                command, None, "", "", time.monotonic() - start, True,
+                f"no exit status after {timeout:.0f}s")) from None
+        except (paramiko.SSHException, OSError, EOFError, ValueError) as ex:
+            self.close()
+            took = time.monotonic() - start
+            lost = CmdResult(command, None, "", "", took, False,
+                             f"connection lost: {type(ex).__name__}: {ex}"[:200])
+            # The very first command failing at once: the shell itself does not work
+            # here (caller falls back to one session per command).  Otherwise the
+            # guest or the connection went away while the command ran.
+            raise _ShellBroken(str(ex), None if n == 1 and took < 5 else lost) from ex
+        return CmdResult(command, code, o.decode("utf-8", "replace"),
+                         e.decode("utf-8", "replace"), time.monotonic() - start,
+                         timed_out=code == 124)
+
+
+def _dec(chunks: list[bytes]) -> str:
+    return b"".join(chunks).decode("utf-8", "replace")

@@ -1,0 +1,3 @@
+int memcg;
+int line2;
+int line3;
