@@ -751,6 +751,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < NR_CASES; i++)
 		res[i] = RH_FAIL;
 	sysctl = rh_sysctl_get();
+	cg_leak_lenient = sysctl != 1;
 	ktap_diag("soak: %d s, %d stress-ng slots, limited memcgs at %ld MB, vm.recharge_offline_memcgs=%d%s",
 		  seconds, nr_slots, limit >> 20, sysctl,
 		  sysctl < 0 ? " (missing)" : "");

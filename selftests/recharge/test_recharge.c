@@ -254,6 +254,8 @@ static int run_case(struct setup *s, enum scenario sc, const char *name)
 	struct agent a1 = { .pid = -1 }, a2 = { .pid = -1 };
 	bool expect = !control_mode && !observing;
 	bool is_file = !strcmp(s->key, "file");
+
+	cg_leak_lenient = !expect;
 	struct rh_counters before, d;
 	struct stat_probe sp;
 	struct residual_probe rp;

@@ -276,6 +276,7 @@ int main(int argc, char **argv)
 	ktap_header(nr_sel);
 	sysctl = rh_sysctl_get();
 	expect = sysctl == 1;
+	cg_leak_lenient = !expect;
 	observing = sysctl < 0;
 	ktap_diag("vm.recharge_offline_memcgs=%d%s: %s", sysctl,
 		  sysctl < 0 ? " (missing)" : "",
