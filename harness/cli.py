@@ -134,6 +134,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         cases=cases,
         shard=shard_text or None,
         stress_s=getattr(args, "stress_seconds", None),
+        soak_s=getattr(args, "soak_seconds", None),
         keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),
         boot_timeout_s=getattr(args, "boot_timeout", 300.0),
         tcg_multithread=getattr(args, "tcg_multithread", False),

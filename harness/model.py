@@ -72,6 +72,7 @@ class Options:
     cases: tuple[str, ...] = ()
     shard: str | None = None  # "I/N" when --shard chose ``suites``
     stress_s: int | None = None  # --stress-seconds for the scenarios' stress case
+    soak_s: int | None = None  # --soak-seconds for the soak suite (harness.stages.widenet)
     keep_vm_on_failure: bool = False
     boot_timeout_s: float = 300.0
     budget_s: int = 3 * 3600

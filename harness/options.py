@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.stages.profiles import DEFAULT_PROFILE, PROFILES
+from harness.stages.widenet import soak_seconds
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,8 @@ def add_run_options(sp: argparse.ArgumentParser, name: str) -> list[Forward]:
                             "the selected cases, and the inventory expects just those")
         g.add_argument("--stress-seconds", type=_positive_int, metavar="N",
                        help="duration of the scenarios' stress case (default 60)")
+        g.add_argument("--soak-seconds", type=soak_seconds, metavar="N",
+                       help="duration of the soak suite's soak (default 120, at least 10)")
         g.add_argument("--shard", metavar="I/N",
                        help="run only shard I of N of the selected suites (round-robin over "
                        "their sorted names; for CI matrices, combine with `merge`)")

@@ -12,6 +12,11 @@ PACKAGES=(
   qemu-system-x86 openssh-server busybox-static iproute2 kmod
   # scratch disks
   e2fsprogs util-linux
+  # the soak suite's load (the guest runs the host's /usr)
+  stress-ng
+  # the kernel's mm selftests (--suite mm): migration, ksm_tests link libnuma;
+  # mlock-random-test, memfd_secret link libcap
+  libnuma-dev libcap-dev
   # Python
   python3 python3-venv python3-pip
 )

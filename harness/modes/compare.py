@@ -405,7 +405,10 @@ def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
     worktree = opts.cache / "worktrees" / name
     if not worktree.is_dir():
         return None
-    frags = pipeline.fragments_for(opts.project, worktree, opts.profile)
+    from harness.stages import widenet
+
+    frags = pipeline.fragments_for(opts.project, worktree, opts.profile) + \
+        widenet.suite_fragments(opts.project, widenet.selected_suites(opts))
     kbuild = pipeline.kbuild_for(opts.cache, name, frags, opts.profile, unpatched=unpatched)
     return kbuild if kbuild.is_dir() else None
 

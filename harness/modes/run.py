@@ -42,7 +42,7 @@ from harness.stages import apply as seriesmod
 from harness.stages import boot as vmmod
 from harness.stages import build as buildmod
 from harness.stages import config as kconfig
-from harness.stages import inventory
+from harness.stages import inventory, widenet
 from harness.stages import source as sourcemod
 from harness.stages import suites as suitesmod
 from harness.stages.profiles import BASE_FRAGMENTS, DEFAULT_PROFILE, PROFILES, get_profile  # noqa: F401
@@ -273,7 +273,8 @@ class Pipeline:
         assert c.applied is not None
         tree = c.applied.worktree
         with self.stage("config", "config.log") as st:
-            frags = fragments_for(o.project, tree, o.profile)
+            frags = fragments_for(o.project, tree, o.profile) + widenet.suite_fragments(
+                o.project, widenet.selected_suites(o))  # the mm suite's kconfig/mmtests.config
             prof = get_profile(o.profile)
             kbuild = kbuild_for(o.cache, worktree.name, frags, o.profile,
                                 unpatched=not c.applied.patches)
@@ -316,9 +317,10 @@ class Pipeline:
                 c.kernel = buildmod.BuildResult(kbuild, bz, self.path("build.log"), 0, True, 0, 0)
             st2 = kbuild / "kselftest" / "cgroup"
             own = kbuild / "recharge-selftests"
-            c.selftests = buildmod.SelftestsResult(st2 if st2.is_dir() else None,
-                                                   own if own.is_dir() else None,
-                                                   kbuild / "usr/include", ())
+            c.selftests = buildmod.SelftestsResult(
+                st2 if st2.is_dir() else None, own if own.is_dir() else None,
+                kbuild / "usr/include", (),
+                mm_dir=widenet.existing_mm_dir(kbuild, widenet.selected_suites(o)))
         else:
             # Kernel build, then headers and selftests under one hold of the cache's
             # build lock (no second wait behind someone else's kernel build).
@@ -334,7 +336,8 @@ class Pipeline:
         kdir.mkdir(exist_ok=True)
         c.bzimage = kdir / "bzImage"
         shutil.copy(c.kernel.bzimage, c.bzimage)
-        for origin, d in (("cgroup", c.selftests.cgroup_dir), ("own", c.selftests.own_dir)):
+        for origin, d in (("cgroup", c.selftests.cgroup_dir), ("own", c.selftests.own_dir),
+                          (widenet.MM_ORIGIN, c.selftests.mm_dir)):
             if d is None:
                 c.guest_dirs[origin] = None
                 continue
@@ -363,6 +366,10 @@ class Pipeline:
             c.selftests = buildmod.make_selftests(tree, kbuild, o.project,
                                                   self.path("selftests.log"), jobs=o.jobs, cache=o.cache,
                                                   tree_commit=c.applied.head_commit)
+            if widenet.needs_mm(widenet.selected_suites(o)):  # only then: the default's time
+                c.selftests = widenet.add_mm_selftests(
+                    c.selftests, tree, kbuild, o.project, self.path("selftests.log"),
+                    jobs=o.jobs, cache=o.cache)
             st["detail"] = "; ".join(c.selftests.problems) or "cgroup + project selftests built"
             if c.selftests.problems:
                 st["status"] = "ERROR" if c.selftests.cgroup_dir is None else "PASS"
@@ -439,6 +446,7 @@ class Pipeline:
             return
         with self.stage("suites") as st:
             selected = suitesmod.with_stress_seconds(selected, o.stress_s)
+            selected = widenet.with_soak_seconds(selected, o.soak_s)
             self.meta.update("inventory", {"suites": inventory.record(selected, c.feature)})
             c.runs = suitesmod.run_suites(c.guest, selected, c.guest_dirs, self.path("ktap"),
                                           alive=c.vm.alive if c.vm else None,

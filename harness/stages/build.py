@@ -53,6 +53,8 @@ class SelftestsResult:
     own_dir: Path | None  # the project's selftests/ build output
     headers: Path
     problems: tuple[str, ...]  # one line each: what could not be built
+    #: the tree's mm selftests, built only for the mm suite (harness.stages.widenet)
+    mm_dir: Path | None = None
 
 
 def first_error(text: str) -> str:

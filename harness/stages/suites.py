@@ -38,7 +38,7 @@ SCRATCH = "/mnt/rhscratch"
 @dataclass(frozen=True)
 class Suite:
     name: str  # unique; used for ktap/<name>.tap and the JUnit testsuite
-    origin: str  # "cgroup" (the tree's selftests) or "own" (the project's selftests/)
+    origin: str  # "cgroup" (the tree's selftests), "own" (the project's selftests/), "mm-tree"
     program: str  # relative to the origin's build directory
     args: tuple[str, ...] = ()
     cwd: str = SCRATCH
@@ -65,6 +65,14 @@ class Suite:
     #: option, each must run and pass (missing, skipped or errored fails the run).
     #: Those not in ``cases`` exist only on such kernels (test_memcg_recharge).
     feature_cases: tuple[str, ...] = ()
+    #: In the default selection (no ``--suite``); the others run only when named.
+    default: bool = True
+    #: How ``--case`` runs single cases: "-t" (``-t NAME`` each), "" (the names as
+    #: arguments) or None (it cannot: the suite is left out).  Never for "cgroup".
+    case_arg: str | None = "-t"
+    #: ``program`` is a script of the project's selftests/ that runs this origin's
+    #: build directory: ``program DIR args`` (mm-run.sh).
+    runs_dir: bool = False
 
 
 @dataclass(frozen=True)
@@ -146,6 +154,24 @@ CORE_CASES: tuple[str, ...] = (
     "test_cgcore_parent_becomes_threaded", "test_cgcore_invalid_domain",
     "test_cgcore_populated", "test_cgcore_proc_migration", "test_cgcore_thread_migration",
     "test_cgcore_destroy", "test_cgcore_lesser_euid_open", "test_cgcore_lesser_ns_open")
+#: selftests/recharge/soak.c: its case_names[] (what ``-l`` prints).
+SOAK_CASES: tuple[str, ...] = (
+    "soak_churn", "oom_confined", "kernel_log", "recharge_counters", "memcgs_freed",
+    "memavailable")
+#: Must pass on a kernel with the feature: the soak ran (stress-ng is installed by
+#: scripts/install.sh, so its absence is a broken setup there, not a skip) and the
+#: series' counters stayed consistent under the churn.  The other four check the
+#: kernel's health after it, on any kernel.
+SOAK_FEATURE_CASES: tuple[str, ...] = ("soak_churn", "recharge_counters")
+#: selftests/mm-run.sh's default subset (what ``-l`` prints, first column); why the
+#: other mm selftests are left out is written there.
+MM_CASES: tuple[str, ...] = (
+    "cow", "gup_test_u", "gup_test_a", "gup_test_ct", "gup_longterm", "migration",
+    "mlock2-tests", "mlock-random-test", "madv_populate", "map_populate", "mkdirty",
+    "split_huge_page_test", "transhuge-stress", "khugepaged", "khugepaged_shmem",
+    "khugepaged_mthp", "ksm_functional_tests", "mremap_test", "mrelease_test",
+    "uffd-unit-tests", "soft-dirty", "pagemap_ioctl", "memfd_secret", "hugepage-mmap",
+    "hugepage-mremap", "hugetlb-madvise", "map_hugetlb")
 
 #: The default suite table.  The project's programs come from selftests/Makefile.
 SUITES: tuple[Suite, ...] = (
@@ -174,6 +200,15 @@ SUITES: tuple[Suite, ...] = (
           known_failures=(PERCPU_BASIC,), cases=KMEM_CASES),
     Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300,
           description="kernel cgroup selftest: cgroup core", cases=CORE_CASES),
+    # Not in the default selection (harness/stages/widenet.py): --suite soak, --suite mm.
+    # soak: 120 s of stress-ng in churning memcgs (--soak-seconds), then its checks.
+    Suite("soak", "own", "soak", sysctl=1, timeout_s=900, default=False, case_arg=None,
+          description="memory soak: memcg churn under stress-ng, then the system in order",
+          cases=SOAK_CASES, feature_cases=SOAK_FEATURE_CASES),
+    # mm: the tree's mm selftests (a subset, each with its own timeout in mm-run.sh).
+    Suite("mm", "mm-tree", "mm-run.sh", sysctl=1, timeout_s=7200, default=False,
+          case_arg="", runs_dir=True,
+          description="kernel mm selftests (subset: selftests/mm-run.sh -l)", cases=MM_CASES),
 )
 
 
@@ -186,9 +221,10 @@ def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES,
 
 
 def narrow_to_cases(suites: list[Suite], cases: tuple[str, ...]) -> list[Suite]:
-    """Only the suites of the project's programs that have one of ``cases``, each
-    running just those (``-t NAME``, which both programs take) and expecting just
-    those.  The kernel's programs cannot run single cases and are dropped."""
+    """Only the suites that have one of ``cases``, each running just those
+    (``Suite.case_arg``: ``-t NAME`` for the project's C programs) and expecting just
+    those.  The kernel's cgroup programs and the soak cannot run single cases and are
+    dropped."""
     known = {n for s in suites for n in s.cases}
     unknown = [c for c in cases if c not in known]
     if unknown:
@@ -197,17 +233,20 @@ def narrow_to_cases(suites: list[Suite], cases: tuple[str, ...]) -> list[Suite]:
     out: list[Suite] = []
     for s in suites:
         mine = tuple(c for c in s.cases if c in cases)
-        if s.origin != "own" or not mine:
+        if s.origin == "cgroup" or s.case_arg is None or not mine:
             continue
-        args = s.args + tuple(x for c in mine for x in ("-t", c))
+        args = s.args + tuple(x for c in mine for x in ((s.case_arg, c) if s.case_arg else (c,)))
         out.append(replace(s, args=args, cases=mine,
                            feature_cases=tuple(c for c in s.feature_cases if c in mine)))
+    if not out:
+        raise UserError(f"--case {cases[0]!r}: the selected suites that have it cannot run "
+                        "single cases (harness/suites.py: case_arg)")
     return out
 
 
 def _select_by_name(names: list[str] | None, table: tuple[Suite, ...]) -> list[Suite]:
     if not names:
-        return list(table)
+        return [s for s in table if s.default]
     chosen: list[Suite] = []
     for n in names:
         hits = [s for s in table if s.name == n or s.name.split("[")[0] == n]
@@ -308,7 +347,11 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
                feature: bool | None) -> SuiteRun:
     if program_dir is None:
         return not_run(suite, f"{suite.origin} selftests not available (not built)")
-    program = program_dir / suite.program
+    program, args = program_dir / suite.program, suite.args
+    if suite.runs_dir:  # the project's script runs the origin's directory: mm-run.sh DIR
+        if wrapper_dir is None:
+            return not_run(suite, "own selftests not available (not built)")
+        program, args = wrapper_dir / suite.program, (str(program_dir), *args)
     if not program.is_file():
         return not_run(suite, f"{program} not built")
     prefix: list[str] = []
@@ -354,7 +397,7 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
         sysctl_value = int(current)
     timeout = int(suite.timeout_s * timeout_scale)
     argv = shlex.join([*prefix, *(["stdbuf", "-oL", "-eL"] if suite.line_buffered else []),
-                       str(program), *suite.args])
+                       str(program), *args])
     # Kernel-log markers around the program (same command: no extra round trips).
     begin = shlex.quote(f"{MARKER} begin {suite.name}")
     end = shlex.quote(f"{MARKER} end {suite.name}")

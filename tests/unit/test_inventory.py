@@ -41,6 +41,22 @@ def test_scenarios_list_is_the_programs_cases_table() -> None:
     assert suites.SCENARIOS_CASES == tuple(_c_strings(table.group(1)))
 
 
+def test_soak_list_is_the_programs_case_names() -> None:
+    src = (ROOT / "selftests/recharge/soak.c").read_text()
+    table = re.search(r"case_names\[NR_CASES\]\s*=\s*\{(.*?)\n\};", src, re.S)
+    assert table, "case_names[] not found in soak.c"
+    assert suites.SOAK_CASES == tuple(_c_strings(table.group(1)))
+    assert set(suites.SOAK_FEATURE_CASES) <= set(suites.SOAK_CASES)
+
+
+def test_mm_list_is_what_mm_run_sh_lists() -> None:
+    import subprocess
+
+    out = subprocess.run(["bash", str(ROOT / "selftests/mm-run.sh"), "-l"], check=True,
+                         capture_output=True, text=True, timeout=30).stdout
+    assert suites.MM_CASES == tuple(line.split()[0] for line in out.splitlines())
+
+
 def test_recharge_list_is_the_programs_setups_times_scenarios() -> None:
     src = (ROOT / "selftests/recharge/test_recharge.c").read_text()
     scen = re.search(r"scenario_names\[\]\s*=\s*\{(.*?)\};", src, re.S)
