@@ -156,6 +156,7 @@ int case_truncated_pinned(void);	/* pagecache.c */
 int case_write_dirty_file(void);
 int case_write_dirty_shmem(void);
 int case_bdev_metadata(void);
+int case_many_sources(void);
 int case_ancestor_read(void);		/* ancestor.c */
 int case_ancestor_map(void);
 int case_refuse_backoff(void);

@@ -167,6 +167,7 @@ static const struct {
 	{ "refuse_backoff", case_refuse_backoff },
 	{ "mlock_count", case_mlock_count },
 	{ "bdev_metadata", case_bdev_metadata },
+	{ "many_sources", case_many_sources },
 	{ "toggle", case_toggle },
 	{ "stress", case_stress },
 };

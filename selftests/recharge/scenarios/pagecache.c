@@ -407,3 +407,78 @@ out:
 	cg_destroy_free(&parent);
 	return ret;
 }
+
+#define MANY_SOURCES	24
+#define MANY_PAGES	4
+
+struct many_arg {
+	char paths[MANY_SOURCES][PATH_MAX];
+};
+
+/* In B: read each file once, back to back, without sleeping in between. */
+static int read_all_once(void *p)
+{
+	struct many_arg *ma = p;
+	static char buf[MANY_PAGES * RH_PAGE];
+	int i, fd;
+
+	for (i = 0; i < MANY_SOURCES; i++) {
+		fd = open(ma->paths[i], O_RDONLY);
+		if (fd < 0 || read(fd, buf, sizeof(buf)) != (ssize_t)sizeof(buf))
+			return 1;
+		close(fd);
+	}
+	return 0;
+}
+
+/*
+ * 24 removed memcgs each leave a small file that B then reads once, back
+ * to back.  The deferred worker raises moving_account for at most 16 dead
+ * memcgs per batch, so a batch that holds folios of more of them must
+ * retry the rest: B owns all 24 files after that single read (at 1), none
+ * of them (at 0).  Without the retry the folios of the memcgs beyond the
+ * sixteenth stay where they are until they are read again.
+ */
+int case_many_sources(void)
+{
+	char *parent = mkparent("many_sources"), *b = NULL, *z[MANY_SOURCES] = { 0 };
+	long len = MANY_PAGES * RH_PAGE, t0;
+	struct rh_counters before, d;
+	static struct many_arg ma;
+	char name[16];
+	int ret = RH_FAIL, i;
+
+	if (!shmem_dir[0])
+		return rh_skip("no tmpfs for shmem");
+	b = parent ? mkchild(parent, "B") : NULL;
+	if (!b)
+		goto out;
+	for (i = 0; i < MANY_SOURCES; i++) {
+		snprintf(name, sizeof(name), "z%d", i);
+		snprintf(ma.paths[i], PATH_MAX, "%s/rh_many_%d_%d", shmem_dir,
+			 getpid(), i);
+		z[i] = mkchild(parent, name);
+		if (!z[i] || populate(z[i], ma.paths[i], len, false, false))
+			goto out;
+	}
+	for (i = 0; i < MANY_SOURCES; i++)
+		if (cg_rmdir(z[i]))
+			goto out;
+	rh_counters_read(&before);
+	t0 = now_ms();
+	if (cg_run(b, read_all_once, &ma)) {
+		ret = rh_fail("B could not read the files");
+		goto out;
+	}
+	ret = check_owner("many_sources", parent, b, "shmem", 0,
+			  MANY_SOURCES * len, t0);
+	rh_counters_diag("many_sources", &before, &d);
+out:
+	for (i = 0; i < MANY_SOURCES; i++) {
+		unlink(ma.paths[i]);
+		cg_destroy_free(&z[i]);
+	}
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
+	return ret;
+}
