@@ -39,7 +39,8 @@ def main() -> int:
     ap.add_argument("--sysctl", default="0,1")
     ap.add_argument("--windows", type=int, default=3)
     ap.add_argument("--rounds", type=int, default=1)
-    ap.add_argument("--work", type=Path, default=Path("/tmp/insncount-check"))
+    ap.add_argument("--work", type=Path, default=Path("out/insncount-check"),
+                    help="where the plugin output and results go (default: out/insncount-check)")
     ap.add_argument("--memory", default="3G")
     ap.add_argument("--cpus", type=int, default=2)
     ap.add_argument("--icount", type=int, metavar="SHIFT",

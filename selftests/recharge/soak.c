@@ -626,7 +626,8 @@ static int prepare_dirs(char *why, size_t len)
 	if (on_fstype(SHMEM_DIR, "tmpfs")) {
 		tmpfs = SHMEM_DIR;
 	} else {
-		snprintf(private_mnt, sizeof(private_mnt), "/tmp/rh-soak-tmpfs.%d",
+		/* in the working directory, like the scenarios' own tmpfs */
+		snprintf(private_mnt, sizeof(private_mnt), "rh-soak-tmpfs.%d",
 			 getpid());
 		if (!unshare(CLONE_NEWNS) &&
 		    !mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) &&

@@ -106,8 +106,9 @@ static void prepare_setups(void)
 	if (on_fstype(SHMEM_DIR, "tmpfs")) {
 		snprintf(sh->dir, sizeof(sh->dir), "%s", SHMEM_DIR);
 	} else {
+		/* in the working directory (the scratch disk under the harness) */
 		snprintf(private_tmpfs, sizeof(private_tmpfs),
-			 "/tmp/rh-port-tmpfs.%d", getpid());
+			 "rh-port-tmpfs.%d", getpid());
 		if (unshare(CLONE_NEWNS) ||
 		    mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) ||
 		    (mkdir(private_tmpfs, 0700) && errno != EEXIST) ||

@@ -57,8 +57,8 @@ const char *private_tmpfs(const char *tag, const char *opts)
 
 	if (nr_tmp_mounts >= 4 || ensure_private_ns())
 		return NULL;
-	snprintf(dir, sizeof(tmp_mounts[0]), "/tmp/rh-sc-%s.%d", tag,
-		 getpid());
+	/* In the working directory (the scratch disk when the harness runs it) */
+	snprintf(dir, sizeof(tmp_mounts[0]), "rh-sc-%s.%d", tag, getpid());
 	if ((mkdir(dir, 0700) && errno != EEXIST) ||
 	    mount("rhsc", dir, "tmpfs", 0, opts)) {
 		rmdir(dir);
