@@ -104,6 +104,8 @@ const char *cg_rmlog_path(long i);	/* NULL beyond what the log holds */
  * memcg still dying after that is pinned by a reference, not by memory.
  * Returns true if the count came back; *left: the last count.
  */
+/* Has every CPU's per-CPU charge caches switch to a cgroup never removed. */
+void cg_drain_percpu_caches(void);
 bool cg_drain_dying(const char *top, long baseline, long timeout_ms,
 		    long *left, int *passes);
 

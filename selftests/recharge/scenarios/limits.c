@@ -31,8 +31,9 @@
  *   catches refusals that are not counted, or pages never attempted;
  * - no OOM, no kill, B's task alive: recharging never reclaims or OOMs.
  *
- * tol = max(1 MB, limit / 8) covers B's per-cpu charge stock and the
- * small allocations of its task after cur0 was taken.
+ * tol = max(1 MB, limit / 8) covers the small allocations of B's task
+ * after cur0 was taken, plus B's per-CPU charge stock (64 pages per CPU,
+ * counted in its usage, so not room for recharged pages).
  * At sysctl 0 nothing moves and the counters stay still.
  */
 static int limit_case(const char *knob)
@@ -44,6 +45,10 @@ static int limit_case(const char *knob)
 	struct stat_probe sp;
 	long limit = size / 4, oom0, kill0, v, t0, cur, got, dead, slot;
 	long cur0, room, tol = limit / 8 > RH_MB(1) ? limit / 8 : RH_MB(1);
+	/* each CPU may hold a charge batch of B's: 64 pages */
+	long stock = sysconf(_SC_NPROCESSORS_ONLN) * 64 * RH_PAGE;
+
+	tol += stock;
 	int ret = RH_FAIL, passes;
 
 	if (!shmem_dir[0])
