@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
     from harness import paths
     from harness.model import Options
-    from harness.stages import boot as vm
+    from harness.stages import vm
 
     project = (args.project or paths.project_root()).expanduser().resolve()
     if not project.is_dir():
@@ -174,7 +174,7 @@ def _boot_ready(pipeline: "Pipeline") -> None:
 
 def _merge(args: argparse.Namespace) -> int:
     from harness.modes.merge import load_shards, merge_runs
-    from harness.modes.run import make_run_dir
+    from harness.report.mode import make_run_dir
 
     shards = load_shards(list(args.inputs))  # bad paths fail before a run directory exists
     run_dir = make_run_dir(args.out.expanduser().absolute())

@@ -519,8 +519,8 @@ def new_state(opts: "Options", args: argparse.Namespace, run_dir: Path,
 
 
 def main(opts: "Options", args: argparse.Namespace) -> tuple[int, str]:
-    from harness.modes.run import make_run_dir
     from harness.paths import atomic_write
+    from harness.report.mode import make_run_dir
 
     if args.resume is not None:
         run_dir = args.resume.expanduser().resolve()

@@ -18,7 +18,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Mapping
 
 from harness import proc, record
 from harness.options import forward_args  # noqa: F401  (the modes call it from here)
@@ -89,10 +89,11 @@ CHILD_STOP_GRACE_S = 30.0
 
 def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
               timeout: float = CHILD_TIMEOUT_S, verbose: bool = False,
-              echo: bool = True) -> ChildRun:
+              echo: bool = True, env: Mapping[str, str] | None = None) -> ChildRun:
     """Run ``python -m harness <args> --out <out>`` and wait; its lines go to ``log_path``.
 
-    With ``echo`` its output is also logged here, prefixed ``[label]``.  Ctrl-C or
+    With ``echo`` its output is also logged here, prefixed ``[label]``; ``env``: what the
+    child's environment adds to ours (ours is never changed).  Ctrl-C or
     SIGTERM here stops the child's whole session (the child then stops its VM).
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -107,7 +108,7 @@ def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
     # On Ctrl-C/SIGTERM the child gets SIGTERM and stops its own VM (another session,
     # which only it knows): give it the time that takes before SIGKILL.
     res = proc.run(argv, cwd=Path.cwd(), timeout=timeout, log_path=log_path, capture=False,
-                   on_line=echo_line, log_mode="w", stop_grace_s=CHILD_STOP_GRACE_S)
+                   on_line=echo_line, log_mode="w", stop_grace_s=CHILD_STOP_GRACE_S, env=env)
     return ChildRun(label, res.returncode, find_run_dir(out), log_path,
                     time.monotonic() - start)
 

@@ -54,6 +54,7 @@ from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS
 from harness.modes import child as rundir
 from harness.modes.child import CaseOutcome, ChildRun, ChildRunner
 from harness.parse import buildlog
+from harness.stages import config as configmod
 from harness.stages.suites import suite_key
 
 if TYPE_CHECKING:
@@ -399,7 +400,6 @@ def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
 
     Mirrors harness.modes.run (worktree name -> fragments -> kconfig.kbuild_key).
     """
-    from harness.modes import run as pipeline
 
     name = kbuild_worktree_name(opts)
     worktree = opts.cache / "worktrees" / name
@@ -407,9 +407,9 @@ def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
         return None
     from harness.stages import widenet
 
-    frags = pipeline.fragments_for(opts.project, worktree, opts.profile) + \
+    frags = configmod.fragments_for(opts.project, worktree, opts.profile) + \
         widenet.suite_fragments(opts.project, widenet.selected_suites(opts))
-    kbuild = pipeline.kbuild_for(opts.cache, name, frags, opts.profile, unpatched=unpatched)
+    kbuild = configmod.kbuild_for(opts.cache, name, frags, opts.profile, unpatched=unpatched)
     return kbuild if kbuild.is_dir() else None
 
 
@@ -560,8 +560,8 @@ def main(opts: "Options", args: argparse.Namespace,
     """``compare``: returns (exit code, verdict line)."""
     import sys
 
-    from harness.modes.run import make_run_dir
     from harness.report.metadata import Metadata
+    from harness.report.mode import make_run_dir
 
     run_dir = make_run_dir(opts.out)
     meta = Metadata(run_dir / "metadata.json", list(opts.argv))
