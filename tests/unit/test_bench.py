@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from harness import record
 from harness.model import Options
 from harness.modes import bench
 from harness.modes.bench import basekernel, cold, edit, hotpath, report, session, timing
@@ -411,6 +412,9 @@ def test_bench_runs_the_steps_in_order_and_writes_reports(world: SimpleNamespace
     assert "**MISSED**" in md and "no unpatched base build found" in md
     assert data["steps"]["hotpath"]["functional_failures"] == 2  # fault_tmpfs, sysctl 0 and 1
     assert code == 1 and "goal(s) missed" in line
+    rec = record.load(run_dir)  # bench leaves a run record like every mode
+    assert rec.exit_code == 1 and rec.group("build")["command"] == "bench"
+    assert rec.group("bench")["goals"] == data["goals"]
     assert "recharge-harness bench" in capsys.readouterr().out
 
 
