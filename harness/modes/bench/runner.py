@@ -17,8 +17,10 @@ from typing import Any
 
 from harness.errors import HarnessError
 from harness.modes import child as rundir
-from harness.modes.bench import cold, edit, hotpath
 from harness.modes.bench.basekernel import find_base_kernel
+from harness.modes.bench.cold import run_cold
+from harness.modes.bench.edit import prepare_edit, run_edit
+from harness.modes.bench.hotpath import run_hotpath_step
 from harness.modes.bench.records import jsonable
 from harness.modes.bench.session import Session
 from harness.modes.bench.timing import summarize_child
@@ -68,7 +70,7 @@ def run(s: Session) -> None:
         return
     s.steps["apply"] = summarize_child(ap)
     base_kernel = _base_kernel(s, src, no_series)
-    edit_series = edit.prepare_edit(s, src) if "edit" in s.cfg.steps else None
+    edit_series = prepare_edit(s, src) if "edit" in s.cfg.steps else None
     ok, prime = _prime(s, common_no_suite)
     if not ok:
         return
@@ -79,11 +81,11 @@ def run(s: Session) -> None:
         if warm_run.run_dir is None or warm.boot is None:
             s.error("warm", f"no boot/suite timings: {rundir.describe(warm_run)}")
     if edit_series is not None:
-        edit.run_edit(s, edit_series, no_series, common_no_suite)
+        run_edit(s, edit_series, no_series, common_no_suite)
     if "hotpath" in s.cfg.steps:
-        hotpath.run_hotpath_step(s, warm_run or prime, base_kernel)
+        run_hotpath_step(s, warm_run or prime, base_kernel)
     if s.cfg.cold:
-        cold.run_cold(s, src)
+        run_cold(s, src)
 
 
 def _fragments(s: Session, src: dict[str, Any]) -> list[Path] | None:
