@@ -82,7 +82,8 @@ def test_guest_setup_records_facts_or_why_not(tmp_path: Path) -> None:
 def test_configure_owns_fragments_and_build_dir_keys(env) -> None:  # type: ignore[no-untyped-def]
     tree, project, _ = env
     frags = configmod.fragments_for(project, tree, "tiny")
-    assert [f.name for f in frags][-3:] == ["recharge.config", "testenv.config", "tiny.config"]
+    assert [f.name for f in frags][-4:] == ["recharge.config", "testenv.config", "mmtests.config",
+                                           "tiny.config"]
     patched = configmod.kbuild_for(paths.cache_root(), "wt", frags, "tiny")
     assert configmod.kbuild_for(paths.cache_root(), "wt", frags, "tiny", unpatched=True) != patched
     fdir = tree.parent / "fragments"
