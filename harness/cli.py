@@ -85,7 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
 def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
     from harness import paths
     from harness.model import Options
-    from harness.stages import boot as vm
+    from harness.stages import vm
 
     project = (args.project or paths.project_root()).expanduser().resolve()
     if not project.is_dir():
@@ -172,13 +172,13 @@ def _boot_ready(pipeline: "Pipeline") -> None:
         log.info("Ctrl-C: stopping the guest")
 
 
-def _merge(args: argparse.Namespace) -> int:
+def _merge(args: argparse.Namespace, argv: list[str]) -> int:
     from harness.modes.merge import load_shards, merge_runs
-    from harness.modes.run import make_run_dir
+    from harness.report.mode import make_run_dir
 
     shards = load_shards(list(args.inputs))  # bad paths fail before a run directory exists
     run_dir = make_run_dir(args.out.expanduser().absolute())
-    code, line = merge_runs(shards, run_dir)
+    code, line = merge_runs(shards, run_dir, argv)
     (log.info if code == 0 else log.error)("%s", line)
     return code
 
@@ -211,7 +211,7 @@ def main(argv: list[str] | None = None) -> int:
     code = EXIT_NO_VERDICT
     try:
         if args.command == "merge":
-            return _merge(args)
+            return _merge(args, argv)
         opts = _options(args, argv)
         if args.command in CI_COMMANDS:
             code, line = import_module(CI_COMMANDS[args.command][0]).main(opts, args)

@@ -27,9 +27,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from harness import paths  # noqa: E402
-from harness.modes import bench
-from harness.modes.run import Options  # noqa: E402
-from harness.stages import insncount
+from harness.model import Options  # noqa: E402
+from harness.modes.bench.hotpath import SYSCTL_PATH, parse_hotpath  # noqa: E402
+from harness.stages import boot as bootmod  # noqa: E402
+from harness.stages import insncount  # noqa: E402
 
 
 def main() -> int:
@@ -75,12 +76,14 @@ def main() -> int:
         return (plugin.qemu_arg(session.out),
                 *((f"-icount shift={a.icount}",) if a.icount is not None else ()))
 
-    with bench.booted_guest(opts, a.kernel.resolve(), a.work, qemu_opts=qemu_opts) as bg:
-        print(f"boot -> ssh {bg.boot_to_ssh_s:.1f} s, guest-setup exit {bg.setup_exit}")
+    with bootmod.boot(a.kernel.resolve(), a.work, bootmod.BootSpec.from_options(opts), cache,
+                      qemu_opts=qemu_opts) as bg:
+        setup = bootmod.guest_setup(bg.guest, opts.project, a.work / "guest-setup.log")
+        print(f"boot -> ssh {bg.boot_to_ssh_s:.1f} s, guest-setup exit {setup.exit_code}")
         for r in range(a.rounds):
             for v in [int(x) for x in a.sysctl.split(",") if x.strip()]:
-                res = bg.guest.run(f"echo {v} > {bench.SYSCTL_PATH} 2>/dev/null; "
-                                   f"cat {bench.SYSCTL_PATH} 2>/dev/null || echo absent", 30)
+                res = bg.guest.run(f"echo {v} > {SYSCTL_PATH} 2>/dev/null; "
+                                   f"cat {SYSCTL_PATH} 2>/dev/null || echo absent", 30)
                 argv = [str(a.program.resolve()), *session.program_args(), *a.args]
                 t0 = time.monotonic()
                 out = bg.guest.run("stdbuf -oL -eL " + shlex.join(argv), 3600, cwd="/")
@@ -88,7 +91,7 @@ def main() -> int:
                 (a.work / f"round{r + 1}-sysctl{v}.tap").write_text(out.stdout or "")
                 run = {"round": r + 1, "sysctl": (res.stdout or "").strip(),
                        "exit_code": out.exit_code, "duration_s": round(took, 1),
-                       **bench.parse_hotpath(out.stdout or "")}
+                       **parse_hotpath(out.stdout or "").to_json()}
                 session.attach(run, out.stdout or "")
                 results.append(run)
                 print(f"\n== round {r + 1}, sysctl {run['sysctl']}: exit {out.exit_code}, "

@@ -71,6 +71,7 @@ from harness.modes.predicate import (
     absolute_spec,
     load_predicate,
 )
+from harness.paths import atomic_write
 
 if TYPE_CHECKING:
     from harness.model import Options
@@ -122,8 +123,6 @@ class BisectState:
             raise UserError(f"--resume {run_dir}: cannot read {p}: {e}") from e
 
     def save(self, run_dir: Path) -> None:
-        from harness.paths import atomic_write
-
         atomic_write(run_dir / STATE_FILE, json.dumps(dataclasses.asdict(self), indent=2) + "\n")
 
 
@@ -221,8 +220,6 @@ def evaluate(state: BisectState, run_dir: Path, commit: str, role: str,
 
 
 def _save_log(worktree: Path, run_dir: Path) -> None:
-    from harness.paths import atomic_write
-
     res = gitutil.git(worktree, ["bisect", "log"], check=False)
     if res.returncode == 0 and res.output.strip():
         atomic_write(run_dir / LOG_FILE, res.output)
@@ -405,8 +402,6 @@ class Bisector:
         return Outcome("aborted", EXIT_NO_VERDICT, s.detail)
 
     def _write_json(self, outcome: Outcome) -> None:
-        from harness.paths import atomic_write
-
         data = {"state": dataclasses.asdict(self.state), "status": outcome.status,
                 "exit_code": outcome.exit_code, "detail": outcome.detail,
                 "first_bad": outcome.first_bad, "duration_s": round(outcome.duration_s, 1),
@@ -524,8 +519,7 @@ def new_state(opts: "Options", args: argparse.Namespace, run_dir: Path,
 
 
 def main(opts: "Options", args: argparse.Namespace) -> tuple[int, str]:
-    from harness.modes.run import make_run_dir
-    from harness.paths import atomic_write
+    from harness.report.mode import make_run_dir, mode_run
 
     if args.resume is not None:
         run_dir = args.resume.expanduser().resolve()
@@ -542,14 +536,18 @@ def main(opts: "Options", args: argparse.Namespace) -> tuple[int, str]:
     log.info("bisect: %s..%s in %s (run directory %s)", state.good[:12], state.bad[:12],
              state.tree, run_dir)
     bis = Bisector(state, run_dir)
-    try:
-        outcome = bis.run()
-    except KeyboardInterrupt:
-        log.error("bisect: interrupted; resume with: recharge-harness bisect --resume %s",
-                  run_dir)
-        raise
-    text = render(state, outcome, run_dir)
-    atomic_write(run_dir / "summary.txt", text)
+    with mode_run(opts, "bisect", run_dir=run_dir) as mr:
+        try:
+            outcome = bis.run()
+        except KeyboardInterrupt:
+            log.error("bisect: interrupted; resume with: recharge-harness bisect --resume %s",
+                      run_dir)
+            raise
+        text = render(state, outcome, run_dir)
+        mr.write_summary(text)
+        mr.finish(outcome.exit_code, outcome.status,
+                  group=("bisect", {"good": state.good, "bad": state.bad, "tree": state.tree,
+                                    "status": outcome.status, "detail": outcome.detail}))
     sys.stdout.write(text)
     sys.stdout.flush()
     return outcome.exit_code, f"bisect: {outcome.status} (exit {outcome.exit_code}): " \

@@ -18,11 +18,10 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Callable, Mapping
 
 from harness import proc, record
 from harness.options import forward_args  # noqa: F401  (the modes call it from here)
-from harness.record import INFO_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -47,9 +46,6 @@ class ChildRun:
     run_dir: Path | None  # None: it died before creating one
     output_log: Path  # its stdout + stderr
     duration_s: float
-
-    def metadata(self) -> dict[str, Any]:
-        return read_metadata(self.run_dir) if self.run_dir else {}
 
     def record(self) -> record.RunRecord:
         """Its typed run record (empty when it died before writing one)."""
@@ -89,10 +85,11 @@ CHILD_STOP_GRACE_S = 30.0
 
 def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
               timeout: float = CHILD_TIMEOUT_S, verbose: bool = False,
-              echo: bool = True) -> ChildRun:
+              echo: bool = True, env: Mapping[str, str] | None = None) -> ChildRun:
     """Run ``python -m harness <args> --out <out>`` and wait; its lines go to ``log_path``.
 
-    With ``echo`` its output is also logged here, prefixed ``[label]``.  Ctrl-C or
+    With ``echo`` its output is also logged here, prefixed ``[label]``; ``env``: what the
+    child's environment adds to ours (ours is never changed).  Ctrl-C or
     SIGTERM here stops the child's whole session (the child then stops its VM).
     """
     out.mkdir(parents=True, exist_ok=True)
@@ -107,41 +104,12 @@ def run_child(label: str, args: list[str], out: Path, log_path: Path, *,
     # On Ctrl-C/SIGTERM the child gets SIGTERM and stops its own VM (another session,
     # which only it knows): give it the time that takes before SIGKILL.
     res = proc.run(argv, cwd=Path.cwd(), timeout=timeout, log_path=log_path, capture=False,
-                   on_line=echo_line, log_mode="w", stop_grace_s=CHILD_STOP_GRACE_S)
+                   on_line=echo_line, log_mode="w", stop_grace_s=CHILD_STOP_GRACE_S, env=env)
     return ChildRun(label, res.returncode, find_run_dir(out), log_path,
                     time.monotonic() - start)
 
 
 # ----------------------------------------------------------------- readers --
-
-
-def read_metadata(run_dir: Path) -> dict[str, Any]:
-    """``metadata.json`` of a run directory; ``{}`` when missing or unreadable."""
-    return record.read_dict(run_dir)
-
-
-def stages(meta: dict[str, Any]) -> dict[str, dict[str, Any]]:
-    st = meta.get("results", {}).get("stages", {})
-    return st if isinstance(st, dict) else {}
-
-
-def failed_stage(meta: dict[str, Any]) -> tuple[str, str] | None:
-    """(stage, detail) of the first stage that ended in ERROR, in run order."""
-    for name, st in stages(meta).items():
-        if isinstance(st, dict) and st.get("status") == "ERROR":
-            return name, str(st.get("detail") or "")
-    return None
-
-
-def findings(meta: dict[str, Any]) -> list[dict[str, str]]:
-    """Kernel-log findings the run recorded: dicts with suite, case, kind, signature."""
-    f = meta.get("kernel_log", {}).get("findings", [])
-    return [x for x in f if isinstance(x, dict) and x.get("signature")] \
-        if isinstance(f, list) else []
-
-
-def failing_findings(meta: dict[str, Any]) -> list[dict[str, str]]:
-    return [f for f in findings(meta) if f.get("kind") not in INFO_KINDS]
 
 
 @dataclass(frozen=True)

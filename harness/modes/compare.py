@@ -54,6 +54,8 @@ from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS
 from harness.modes import child as rundir
 from harness.modes.child import CaseOutcome, ChildRun, ChildRunner
 from harness.parse import buildlog
+from harness.record import RunRecord
+from harness.stages import config as configmod
 from harness.stages.suites import suite_key
 
 if TYPE_CHECKING:
@@ -162,15 +164,16 @@ def diff_cases(base: dict[tuple[str, str], CaseOutcome],
     return out
 
 
-def diff_signatures(base_meta: dict[str, Any], patched_meta: dict[str, Any]) -> list[SignatureDiff]:
+def diff_signatures(base_rec: RunRecord, patched_rec: RunRecord) -> list[SignatureDiff]:
     """Failing kernel-log signatures: new on patched, shared with base, or gone."""
-    def index(meta: dict[str, Any]) -> dict[str, dict[str, str]]:
+    def index(rec: RunRecord) -> dict[str, dict[str, str]]:
         out: dict[str, dict[str, str]] = {}
-        for f in rundir.failing_findings(meta):
-            out.setdefault(f["signature"], f)
+        for f in rec.failing_findings():
+            out.setdefault(f.signature, {"suite": f.suite, "case": f.case, "kind": f.kind,
+                                         "signature": f.signature})
         return out
 
-    b, p = index(base_meta), index(patched_meta)
+    b, p = index(base_rec), index(patched_rec)
 
     def where(f: dict[str, str]) -> str:
         return ".".join(x for x in (f.get("suite", ""), f.get("case", "")) if x)
@@ -240,8 +243,7 @@ def _read_cases(run: ChildRun) -> tuple[dict[tuple[str, str], CaseOutcome], str 
 
 def _build_log(run: ChildRun) -> tuple[str, bool]:
     """(build.log text, whether make really ran) of a run."""
-    meta = run.metadata()
-    skipped = bool(meta.get("build_info", {}).get("skipped"))
+    skipped = bool(run.record().group("build_info").get("skipped"))
     p = run.file("build.log")
     text = p.read_text(encoding="utf-8", errors="replace") if p else ""
     return text, bool(p) and not skipped
@@ -249,10 +251,10 @@ def _build_log(run: ChildRun) -> tuple[str, bool]:
 
 def _setup_failure(run: ChildRun) -> tuple[str, str] | None:
     """(stage, detail) when the run failed before its suites (or left no metadata)."""
-    meta = run.metadata()
-    if not meta:
+    rec = run.record()
+    if not rec.groups:
         return ("harness", f"no metadata.json (exit {run.exit_code}; see {run.output_log})")
-    fs = rundir.failed_stage(meta)
+    fs = rec.failed_stage()
     if fs and fs[0] in rundir.SETUP_STAGES:
         return fs
     return None
@@ -298,7 +300,7 @@ def judge(base: ChildRun, patched: ChildRun | None, touched: set[str],
     if patched.exit_code not in (EXIT_PASS, EXIT_FAIL):
         # The patched run itself had no verdict (a suite crashed, timed out, could not
         # run): whatever the differences, it was not shown to pass.
-        fs = rundir.failed_stage(patched.metadata())
+        fs = patched.record().failed_stage()
         why = f"; {fs[0]}: {fs[1][:120]}" if fs else ""
         cmp.verdict, cmp.exit_code = "patched-error", EXIT_NO_VERDICT
         cmp.detail = f"the patched run had no verdict (exit {patched.exit_code}{why}); " \
@@ -309,8 +311,8 @@ def judge(base: ChildRun, patched: ChildRun | None, touched: set[str],
 def _compare_logs(cmp: Comparison, base: ChildRun, patched: ChildRun, touched: set[str],
                   tree: Path | None) -> None:
     """Kernel-log signatures and build warnings of the two runs, into ``cmp``."""
-    bmeta, pmeta = base.metadata(), patched.metadata()
-    if "kernel_log" not in pmeta:
+    bmeta, pmeta = base.record(), patched.record()
+    if "kernel_log" not in pmeta.groups:
         cmp.notes.append("patched run recorded no kernel-log scan: signatures not compared")
     cmp.signatures = diff_signatures(bmeta, pmeta)
     blog, bran = _build_log(base)
@@ -321,7 +323,7 @@ def _compare_logs(cmp: Comparison, base: ChildRun, patched: ChildRun, touched: s
         which = " and ".join(n for n, ran in (("base", bran), ("patched", pran)) if not ran)
         cmp.notes.append(f"build warnings not compared: make did not run for the {which} "
                          "(already up to date)")
-    cw = bmeta.get("config", {}).get("warnings") or []
+    cw = bmeta.group("config").get("warnings") or []
     if cw:
         cmp.notes.append(f"base config: {len(cw)} warning(s), e.g. {cw[0]}")
 
@@ -354,7 +356,7 @@ def run_compare(opts: "Options", args: argparse.Namespace, run_dir: Path,
         return judge(base, None, touched)
     patched_args = ["run", *(["--series", str(opts.series)] if opts.series else []), *common]
     patched = run("patched", patched_args, run_dir / "patched", run_dir / "patched.log")
-    tree = Path(base.metadata().get("source", {}).get("worktree", "") or "/nonexistent")
+    tree = Path(base.record().group("source").get("worktree", "") or "/nonexistent")
     return judge(base, patched, touched, tree if tree.is_dir() else None)
 
 
@@ -399,7 +401,6 @@ def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
 
     Mirrors harness.modes.run (worktree name -> fragments -> kconfig.kbuild_key).
     """
-    from harness.modes import run as pipeline
 
     name = kbuild_worktree_name(opts)
     worktree = opts.cache / "worktrees" / name
@@ -407,9 +408,9 @@ def pipeline_kbuild(opts: "Options", unpatched: bool = False) -> Path | None:
         return None
     from harness.stages import widenet
 
-    frags = pipeline.fragments_for(opts.project, worktree, opts.profile) + \
+    frags = configmod.fragments_for(opts.project, worktree, opts.profile) + \
         widenet.suite_fragments(opts.project, widenet.selected_suites(opts))
-    kbuild = pipeline.kbuild_for(opts.cache, name, frags, opts.profile, unpatched=unpatched)
+    kbuild = configmod.kbuild_for(opts.cache, name, frags, opts.profile, unpatched=unpatched)
     return kbuild if kbuild.is_dir() else None
 
 
@@ -560,8 +561,8 @@ def main(opts: "Options", args: argparse.Namespace,
     """``compare``: returns (exit code, verdict line)."""
     import sys
 
-    from harness.modes.run import make_run_dir
     from harness.report.metadata import Metadata
+    from harness.report.mode import make_run_dir
 
     run_dir = make_run_dir(opts.out)
     meta = Metadata(run_dir / "metadata.json", list(opts.argv))

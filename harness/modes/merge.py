@@ -23,7 +23,6 @@ must pass in the merged report, else a ``merge.inventory`` failure (exit 1).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +30,10 @@ from typing import Any
 
 from junitparser import Error, Failure, JUnitXml, TestCase, TestSuite
 
+from harness import record
 from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, UserError
 from harness.report.merge import MERGE_SUITE, merge_junit
+from harness.report.mode import open_record
 
 __all__ = ["Shard", "add_arguments", "load_shards", "merge_runs"]
 
@@ -65,17 +66,10 @@ def load_shards(inputs: list[Path]) -> list[Shard]:
             junit, meta_path = item, item.with_name("metadata.json")
         else:
             raise UserError(f"merge: {item}: no such run directory or junit.xml")
-        meta = None
-        if meta_path.is_file():
-            try:
-                meta = json.loads(meta_path.read_text(encoding="utf-8"))
-            except (OSError, ValueError):
-                meta = None
-        results = (meta or {}).get("results", {})
-        code = results.get("exit_code")
-        opts = (meta or {}).get("build", {}).get("options", {})
-        shards.append(Shard(item, junit, meta, code if isinstance(code, int) else None,
-                            opts.get("shard")))
+        rec = record.load(meta_path.parent)
+        meta = rec.as_dict() if meta_path.is_file() and rec.groups else None
+        opts = rec.group("build").get("options", {})
+        shards.append(Shard(item, junit, meta, rec.exit_code, opts.get("shard")))
     return shards
 
 
@@ -137,7 +131,8 @@ def _inventory_problems(shards: list[Shard], junit: Path) -> list[str]:
     return problems
 
 
-def merge_runs(shards: list[Shard], run_dir: Path) -> tuple[int, str]:
+def merge_runs(shards: list[Shard], run_dir: Path,
+               argv: list[str] | tuple[str, ...] = ("merge",)) -> tuple[int, str]:
     """Write junit.xml, metadata.json and summary.txt into ``run_dir``; (exit code, line)."""
     junit = run_dir / "junit.xml"
     merge_junit([s.junit for s in shards], junit)
@@ -171,17 +166,11 @@ def merge_runs(shards: list[Shard], run_dir: Path) -> tuple[int, str]:
     line = f"merge: {word} (exit {code}) over {len(shards)} shard(s) - {junit}"
     lines.append(line)
     (run_dir / "summary.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    meta = {
-        "merge": {
-            "inputs": [str(s.source) for s in shards],
-            "problems": problems,
-            "exit_code": code,
-        },
-        "shards": [{"source": str(s.source), "shard": s.shard, "exit_code": s.exit_code,
-                    "metadata": s.metadata} for s in shards],
-    }
-    tmp = run_dir / "metadata.json.tmp"
-    tmp.write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-    os.replace(tmp, run_dir / "metadata.json")
+    mr = open_record(run_dir, "merge", argv)
+    mr.meta.update("merge", {"inputs": [str(s.source) for s in shards], "problems": problems,
+                             "exit_code": code})
+    mr.meta.put("shards", [{"source": str(s.source), "shard": s.shard, "exit_code": s.exit_code,
+                            "metadata": s.metadata} for s in shards])
+    mr.finish(code, word.lower())
     print("\n".join(lines[:-1]))
     return code, line

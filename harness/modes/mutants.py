@@ -246,8 +246,8 @@ def run_mutants(opts: "Options", args: argparse.Namespace, run_dir: Path,
 
 def main(opts: "Options", args: argparse.Namespace,
          runner: ChildRunner | None = None) -> tuple[int, str]:
-    from harness.modes.run import make_run_dir
     from harness.report.metadata import Metadata
+    from harness.report.mode import make_run_dir
 
     mutants = find_mutants(args.mutants or (opts.project / "mutants"), args.mutant or None)
     run_dir = make_run_dir(opts.out)

@@ -49,6 +49,8 @@ from harness.model import Status
 from harness.parse import buildlog
 from harness.parse.buildlog import CompilerWarning
 from harness.parse.checkpatch import LEVELS, AllowRule, Finding, apply_allow, load_allow, parse_checkpatch
+from harness.stages import config as configmod
+from harness.stages.profiles import get_profile
 
 if TYPE_CHECKING:
     from harness.model import Options
@@ -267,15 +269,12 @@ class KernelSteps:
         self.head = rev
 
     def configure(self, k: int, final: bool) -> None:
-        from harness.modes import run as pipeline
-        from harness.stages import config as kconfig
-
         o = self.o
-        frags = pipeline.fragments_for(o.project, self.worktree, o.profile)
-        self.kbuild = pipeline.kbuild_for(o.cache, self.worktree.name, frags, o.profile)
-        res = kconfig.make_config(self.worktree, self.head, self.kbuild, frags,
+        frags = configmod.fragments_for(o.project, self.worktree, o.profile)
+        self.kbuild = configmod.kbuild_for(o.cache, self.worktree.name, frags, o.profile)
+        res = configmod.make_config(self.worktree, self.head, self.kbuild, frags,
                                   self._dir(k) / "config.log", unknown_is_error=final,
-                                  base_config=pipeline.get_profile(o.profile).base)
+                                  base_config=get_profile(o.profile).base)
         for w in res.warnings:
             log.debug("patchcheck [%d]: config: %s", k, w)
 
@@ -467,9 +466,9 @@ def _timed(what: str) -> Iterator[None]:
 def main(opts: "Options", args: argparse.Namespace,
          steps: Steps | None = None) -> tuple[int, str]:
     from harness.modes import child as rundir
-    from harness.modes.run import make_run_dir
     from harness.paths import atomic_write
     from harness.report.metadata import Metadata
+    from harness.report.mode import make_run_dir
     from harness.stages import apply as series
 
     series_file = opts.series or (opts.project / "patches" / "series")

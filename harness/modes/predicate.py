@@ -115,9 +115,9 @@ def classify(child: "ChildRun") -> Observation:
     """A finished harness run -> verdict, with its evidence."""
     from harness.modes import child as rundir
 
-    meta = child.metadata()
+    rec = child.record()
     ev: dict[str, Any] = {"run_dir": str(child.run_dir or ""), "exit_code": child.exit_code}
-    sigs = [f["signature"] for f in rundir.failing_findings(meta)]
+    sigs = [f.signature for f in rec.failing_findings()]
     failed: list[str] = []
     junit = child.file("junit.xml")
     if junit is not None:
@@ -127,7 +127,7 @@ def classify(child: "ChildRun") -> Observation:
         except (OSError, ValueError):
             pass
     ev.update({"failed_cases": failed[:20], "signatures": sigs[:10]})
-    fs = rundir.failed_stage(meta)
+    fs = rec.failed_stage()
     if fs:
         ev["failed_stage"] = {"stage": fs[0], "detail": fs[1]}
 
@@ -139,13 +139,13 @@ def classify(child: "ChildRun") -> Observation:
             parts.append("kernel log: " + "; ".join(sigs[:2]))
         return "; ".join(parts) or f"exit {child.exit_code}"
 
-    if child.exit_code == 0 and untestable(meta):
-        return Observation(Verdict.UNTESTABLE, untestable(meta), ev)
+    if child.exit_code == 0 and untestable(rec.groups):
+        return Observation(Verdict.UNTESTABLE, untestable(rec.groups), ev)
     if child.exit_code == 0:
         return Observation(Verdict.GOOD, "all selected suites passed", ev)
     if child.exit_code == 1:
         return Observation(Verdict.BAD, bad_detail(), ev)
-    if not meta:
+    if not rec.groups:
         return Observation(Verdict.INFRA, f"no run recorded (exit {child.exit_code}, see "
                                           f"{child.output_log})", ev)
     if fs and fs[0] in rundir.BUILD_STAGES:

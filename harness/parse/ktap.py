@@ -1,7 +1,7 @@
 """KTAP / kselftest TAP parser: text -> tree of test cases.
 
 Pure functions, no I/O.  Accepts what kselftest programs really print (see
-docs/design.md and ../shared/reference/anchors.md section 4.3):
+docs/design.md):
 
 * a ``TAP version 13`` / ``KTAP version 1`` header, or none at all (the 6.12
   ``test_memcontrol`` prints only ``ok N name`` lines and no plan);

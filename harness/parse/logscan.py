@@ -1,7 +1,7 @@
 """Kernel-log classifier: finds oopses, sanitizer reports, lockdep splats, stalls...
 
 Pure functions except :func:`load_ignore` (reads one file).  The catalogue
-follows ../shared/reference/anchors.md section 5 (syzkaller, LKP, NIPA):
+follows what syzkaller, LKP and NIPA look for:
 
 =============  =============================================================
 kind           report start (after the ``[   12.345678]`` timestamp)

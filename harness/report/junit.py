@@ -1,6 +1,6 @@
 """JUnit XML writer (junitparser): one <testsuite> per suite run.
 
-Mapping (kunit_junit-like, see ../shared/reference/anchors.md section 7 item 5):
+Mapping (like the kernel's kunit JUnit output):
 
 * testsuite name: :func:`suite_label` (``recharge[sysctl=1]``); the caller's
   ``properties`` plus ``suite.status``, ``suite.exit_code``, ``suite.sysctl``
@@ -53,7 +53,7 @@ from harness.model import Status, SuiteRun
 from harness.parse.ktap import CaseStatus, KtapCase
 from harness.parse.logscan import BETWEEN, BOOT, KERNEL_SUITE, Finding, is_failure
 
-__all__ = ["KTAP_CASE", "LOG_CASE", "RUN_CASE", "build_junit", "infra_error", "suite_label", "write_junit"]
+__all__ = ["KTAP_CASE", "LOG_CASE", "RUN_CASE", "build_junit", "infra_error", "suite_label", "write_junit", "write_xml"]
 
 RUN_CASE = "(run)"
 #: Testcase property with the raw outcome of a known failure written as a pass (XFAIL):
@@ -309,9 +309,16 @@ def write_junit(
     properties: dict[str, str],
     findings: dict[tuple[str, str], list[Finding]] | None = None,
 ) -> None:
-    """Write ``junit.xml`` atomically (temporary file + rename)."""
-    xml = build_junit(runs, properties, findings)
+    """Write ``junit.xml`` for a pipeline run (:func:`write_xml`)."""
+    write_xml(build_junit(runs, properties, findings), path, statistics=False)
+
+
+def write_xml(xml: JUnitXml, path: Path, *, statistics: bool = True) -> None:
+    """The one JUnit writer of every mode: atomically (temporary file + rename), with the
+    totals updated first unless the caller computed them (``statistics=False``)."""
+    if statistics:
+        xml.update_statistics()
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     xml.write(str(tmp), pretty=True)
     os.replace(tmp, path)

@@ -22,7 +22,7 @@ from harness.record import SCHEMA_VERSION
 class Metadata:
     def __init__(self, path: Path, argv: list[str]):
         self.path = path
-        self.data: dict[str, dict[str, Any]] = {
+        self.data: dict[str, Any] = {
             "build": {
                 "schema_version": SCHEMA_VERSION,
                 "reproducer_cmdline": shlex.join(["recharge-harness", *argv]),
@@ -34,6 +34,11 @@ class Metadata:
 
     def set(self, group: str, key: str, value: Any) -> None:
         self.data.setdefault(group, {})[key] = value
+        self.write()
+
+    def put(self, key: str, value: Any) -> None:
+        """A top-level value that is not a group (``merge``'s list of ``shards``)."""
+        self.data[key] = value
         self.write()
 
     def update(self, group: str, values: dict[str, Any]) -> None:

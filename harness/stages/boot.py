@@ -1,399 +1,207 @@
-"""Stage 5: the guest, with virtme-ng.
+"""Stage ``boot`` (and ``guest-setup``): the only way to start a guest.
 
-``vng --run <bzImage> --user root --memory M --cpus C --ssh PORT --ssh-tcp -v
-[--disable-kvm --qemu-opts=-accel tcg,thread=single] --disk <ext4> --disk <swap>
--- sleep <budget>``: a headless guest whose lifetime is bounded by ``budget``
-even if the harness dies, reachable over SSH on 127.0.0.1:PORT.
+:func:`boot` is a context manager: scratch disks, the accelerator (KVM or TCG,
+:mod:`harness.stages.accel`), the VM (:mod:`harness.stages.vm`), the SSH session and
+its first shell.  Whatever happens inside the ``with`` block (normal exit, an
+exception, Ctrl-C, SIGTERM) the guest's whole session (vng, QEMU, virtiofsd) is
+stopped on the way out and the scratch images removed; the one exception is a guest
+the caller explicitly keeps (``Booted.keep``, ``--keep-vm-on-failure``).
 
-vng runs in its own session; stopping the VM kills the whole session (QEMU,
-virtiofsd, vng's shell).  vng's HOME is a private 0700 directory of the run,
-so vng generates a per-run SSH key pair and per-run host keys there (the guest
-authorises only that key; the user's own ~/.ssh keys are not involved).
+``run`` (harness.modes.run), ``bench`` (harness.modes.bench.hotpath) and
+``scripts/insncount-check.py`` boot through it, with the same vng flags and disks.
 """
 
 from __future__ import annotations
 
-import functools
-import json
+import contextlib
 import logging
-import os
-import re
 import shutil
-import socket
-import stat
-import subprocess
+import signal
+import threading
 import time
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
+from typing import Any
 
 from harness import proc
-from harness.errors import BootError, CommandTimeout, InfraError, UserError
-from harness.stages.config import vng_tool, vng_version
+from harness.errors import BootError, HarnessError, InfraError, Interrupted
+from harness.model import Options
+from harness.stages import accel as accelmod
+from harness.stages import vm as vmmod
+from harness.stages.config import vng_version
 
 log = logging.getLogger(__name__)
 
-PROBE_TIMEOUT_S = 25.0
-#: How long to watch a fresh vng for an immediate exit (e.g. QEMU could not bind the port).
-PORT_CHECK_S = 3.0
-PROBE_VALID_S = 24 * 3600.0
-TCG_QEMU_OPTS = "-accel tcg,thread=single"
-_VIRTIOFSD_CANDIDATES = ("/usr/libexec/virtiofsd", "/usr/lib/virtiofsd", "/usr/lib/qemu/virtiofsd")
-_PORT_BUSY_RE = re.compile(r"host forwarding rule|Could not set up host forwarding|Address already in use",
-                           re.I)
-_PANIC_RE = re.compile(r"Kernel panic - not syncing.*|BUG: .*|Oops: .*")
+#: Makes the SSH session to a started VM: ``(host, port, user, key, host_key_files)``
+#: (harness.stages.ssh.Guest; the unit tests inject a fake guest).
+GuestFactory = Callable[..., Any]
 
 
 @dataclass(frozen=True)
-class AccelChoice:
-    accel: str  # "kvm" or "tcg"
-    reason: str
-    probed: bool = False
-    probe_s: float | None = None
+class BootSpec:
+    """How to boot: the run options that concern the guest."""
 
-
-@dataclass(frozen=True)
-class VmSpec:
-    bzimage: Path
     memory: str = "3G"
     cpus: int = 2
-    accel: str = "tcg"
-    disks: tuple[Path, ...] = ()
-    budget_s: int = 3600
-    force_9p: bool = False
+    accel: str = "auto"  # auto | kvm | tcg
     tcg_multithread: bool = False
-    extra_append: tuple[str, ...] = ()
-    #: more QEMU options, each one ``--qemu-opts=`` (e.g. a TCG plugin: harness.stages.insncount)
-    qemu_opts: tuple[str, ...] = ()
+    boot_timeout_s: float = 300.0
+    #: the guest's own lifetime bound (it runs ``sleep <budget>``)
+    budget_s: int = 3600
 
-
-def parse_memory(text: str) -> str:
-    """Validate ``--memory`` (e.g. 3G, 1536M, 2048); return it unchanged."""
-    if not re.fullmatch(r"\d+[MGmg]?", text) or int(re.sub(r"\D", "", text)) == 0:
-        raise UserError(f"--memory {text!r}: expected a size like 3G or 1536M")
-    return text.upper()
-
-
-@functools.lru_cache(maxsize=1)
-def virtiofsd_available() -> bool:
-    """True if a *Rust* virtiofsd is installed (the one vng can use).
-
-    QEMU 7.2's C virtiofsd (Debian 12: /usr/lib/qemu/virtiofsd) answers
-    ``--version`` too, but cannot start the way vng runs it: vng then waits ~3 s
-    and falls back to 9p.  Passing ``--force-9p`` right away saves that wait.
-    """
-    cands = [shutil.which("virtiofsd"), *_VIRTIOFSD_CANDIDATES, "/usr/lib/virtiofsd/virtiofsd"]
-    for c in cands:
-        if not c or not os.access(c, os.X_OK) or os.path.isdir(c):
-            continue
-        try:
-            res = subprocess.run([c, "--version"], capture_output=True, text=True, timeout=10)
-        except (OSError, subprocess.TimeoutExpired):
-            continue
-        text = res.stdout + res.stderr
-        if res.returncode == 0 and "QEMU" not in text and "Fabrice Bellard" not in text:
-            return True
-    return False
-
-
-def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[str]:
-    """The exact vng command line (pure function, unit tested)."""
-    argv = [vng_tool("vng"), "--run", str(spec.bzimage), "--user", "root",
-            "--memory", spec.memory, "--cpus", str(spec.cpus), "-v"]
-    if port:
-        argv += ["--ssh", str(port), "--ssh-tcp"]
-    if spec.force_9p:
-        argv.append("--force-9p")
-    for a in spec.extra_append:
-        argv += ["--append", a]
-    for d in spec.disks:
-        if any(c in str(d) for c in "=, "):
-            raise UserError(f"disk image path {d} must not contain '=', ',' or spaces (vng)")
-        argv += ["--disk", str(d)]
-    if spec.accel == "tcg":
-        argv.append("--disable-kvm")
-        if not spec.tcg_multithread:
-            argv.append(f"--qemu-opts={TCG_QEMU_OPTS}")
-    argv += [f"--qemu-opts={o}" for o in spec.qemu_opts]
-    argv += ["--", *(command or ["sleep", str(spec.budget_s)])]
-    return argv
-
-
-def vng_env(home: Path) -> dict[str, str]:
-    """Environment for vng: a private HOME, and its own bin dir on PATH (vng runs
-    ``virtme-run`` through the shell, so an un-activated venv would not find it)."""
-    bindir = str(Path(vng_tool("vng")).parent)
-    path = os.environ.get("PATH", "")
-    if bindir not in path.split(os.pathsep):
-        path = bindir + os.pathsep + path
-    return {"HOME": str(home), "PATH": path}
-
-
-def free_port(avoid: set[int] | None = None) -> int:
-    """A currently free TCP port on 127.0.0.1 (the kernel picks it)."""
-    for _ in range(20):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = int(s.getsockname()[1])
-        if not avoid or port not in avoid:
-            return port
-    raise InfraError("could not find a free TCP port on 127.0.0.1")  # pragma: no cover
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-# --------------------------------------------------------------- scratch --
-
-
-def make_scratch_images(directory: Path, ext4_mib: int = 1024, swap_mib: int = 512,
-                        log_path: Path | None = None) -> tuple[Path, Path]:
-    """Sparse ``rhscratch.ext4`` (mkfs.ext4 -L rhscratch) and ``rhswap.img`` (mkswap -L rhswap)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    ext4 = directory / "rhscratch.ext4"
-    swap = directory / "rhswap.img"
-    for path, size in ((ext4, ext4_mib), (swap, swap_mib)):
-        with open(path, "wb") as f:
-            f.truncate(size * 1024 * 1024)
-    for argv in (
-        [_sbin("mkfs.ext4"), "-F", "-q", "-L", "rhscratch", str(ext4)],
-        [_sbin("mkswap"), "-L", "rhswap", str(swap)],
-    ):
-        res = proc.run(argv, cwd=directory, timeout=120, log_path=log_path)
-        if res.returncode != 0:
-            raise InfraError(f"{Path(argv[0]).name} failed: {res.tail[-1] if res.tail else ''}",
-                             log=log_path)
-    return ext4, swap
-
-
-def _sbin(name: str) -> str:
-    found = shutil.which(name) or next(
-        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None)
-    if not found:
-        raise InfraError(f"{name} not found (apt-get install e2fsprogs util-linux)")
-    return found
-
-
-# ------------------------------------------------------------------ accel --
-
-
-def _host_identity() -> dict[str, str]:
-    u = os.uname()
-    qemu = shutil.which("qemu-system-x86_64") or ""
-    qstat = os.stat(qemu) if qemu else None
-    return {
-        "host": u.nodename,
-        "kernel": u.release,
-        "qemu": f"{qemu}:{qstat.st_size}:{int(qstat.st_mtime)}" if qstat else "none",
-    }
-
-
-def _kvm_usable_device() -> str | None:
-    """None if /dev/kvm can be opened read-write, else why not."""
-    dev = Path("/dev/kvm")
-    if not dev.exists():
-        return "no /dev/kvm on this host"
-    try:
-        fd = os.open(dev, os.O_RDWR | os.O_CLOEXEC)
-        os.close(fd)
-    except OSError as e:
-        return f"/dev/kvm cannot be opened read-write ({e.strerror}; add the user to group kvm)"
-    return None
-
-
-PROBE_MARK = "RECHARGE-HARNESS-KVM-PROBE-OK"
-
-
-def _probe_reached_userspace(log_path: Path) -> bool:
-    try:
-        text = log_path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return False
-    # The marker on a line of its own (the command line echoed by vng -v does not count).
-    return any(line.strip() == PROBE_MARK for line in text.splitlines())
-
-
-def probe_kvm(bzimage: Path, work: Path, timeout_s: float = PROBE_TIMEOUT_S) -> AccelChoice:
-    """Boot ``bzImage`` with KVM running ``true``; KVM is usable iff that works in time."""
-    why = _kvm_usable_device()
-    if why:
-        return AccelChoice("tcg", why)
-    work.mkdir(parents=True, exist_ok=True)
-    spec = VmSpec(bzimage=bzimage, memory="512M", cpus=1, accel="kvm",
-                  force_9p=not virtiofsd_available())
-    # Success = the guest's userspace printed the marker. Judged from the output, not
-    # from vng's exit: a kernel without ACPI (the tiny profile) cannot power off and
-    # halts instead, so the guest reboots itself (sysrq b; vng runs QEMU with
-    # -no-reboot) and a guest that halts anyway is killed at the deadline.
-    argv = vng_argv(spec, 0, ["sh", "-c", f"echo {PROBE_MARK}; echo b > /proc/sysrq-trigger"])
-    log.info("vm: probing KVM with a %.0fs test boot", timeout_s)
-    start = time.monotonic()
-    log_path = work / "kvm-probe.log"
-    try:
-        res = proc.run(argv, cwd=work, timeout=timeout_s, log_path=log_path, log_mode="w",
-                       env=vng_env(_private_home(work / "probe-home")))
-    except CommandTimeout:
-        if _probe_reached_userspace(log_path):
-            took = time.monotonic() - start
-            return AccelChoice("kvm", f"KVM test boot succeeded in {took:.1f}s (guest halted; "
-                               "killed at the deadline)", True, took)
-        return AccelChoice("tcg", f"a KVM guest did not finish booting within {timeout_s:.0f}s "
-                           "(hangs: /dev/kvm is present but cannot run this guest)",
-                           probed=True, probe_s=time.monotonic() - start)
-    finally:
-        shutil.rmtree(work / "probe-home", ignore_errors=True)
-    took = time.monotonic() - start
-    if _probe_reached_userspace(log_path):
-        return AccelChoice("kvm", f"KVM test boot succeeded in {took:.1f}s", True, took)
-    msg = next((l for l in res.tail if "qemu" in l.lower() and ("fail" in l or "error" in l)),
-               None)
-    if msg is None:
-        # Not a KVM verdict: vng itself could not run (missing tool, bad kernel...).
-        last = next((l for l in reversed(res.tail) if l.strip() and not l.startswith("[exit")),
-                    "no output")
-        raise InfraError(f"KVM probe: vng failed before QEMU ran (exit {res.returncode}): "
-                         f"{last.strip()[:160]}", log=log_path)
-    m = re.search(r"qemu-system[\w-]*: .*", msg)
-    msg = m.group(0) if m else msg.strip()
-    return AccelChoice("tcg", f"QEMU with KVM failed (exit {res.returncode}): {msg[:160]}",
-                       True, took)
-
-
-def choose_accel(requested: str, bzimage: Path, cache: Path, work: Path) -> AccelChoice:
-    """``kvm``/``tcg`` as told; ``auto``: a cached or fresh bounded KVM probe."""
-    if requested == "tcg":
-        return AccelChoice("tcg", "--accel tcg")
-    if requested == "kvm":
-        why = _kvm_usable_device()
-        if why:
-            raise UserError(f"--accel kvm: {why}")
-        return AccelChoice("kvm", "--accel kvm")
-    if requested != "auto":
-        raise UserError(f"--accel {requested!r}: expected auto, kvm or tcg")
-    why = _kvm_usable_device()
-    if why:
-        return AccelChoice("tcg", why)
-    cache_file = cache / "kvm-probe.json"
-    ident = _host_identity()
-    try:
-        data = json.loads(cache_file.read_text())
-        if data.get("host") == ident and time.time() - data["time"] < PROBE_VALID_S:
-            return AccelChoice(data["accel"], data["reason"] + " (cached probe result)")
-    except (OSError, ValueError, KeyError, TypeError):
-        pass
-    choice = probe_kvm(bzimage, work)
-    cache_file.parent.mkdir(parents=True, exist_ok=True)
-    tmp = cache_file.with_suffix(f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps({"host": ident, "time": time.time(), "accel": choice.accel,
-                               "reason": choice.reason}))
-    os.replace(tmp, cache_file)
-    return choice
-
-
-# -------------------------------------------------------------------- VM --
-
-
-def _private_home(path: Path) -> Path:
-    path.mkdir(parents=True, exist_ok=True)
-    os.chmod(path, stat.S_IRWXU)
-    return path
+    @classmethod
+    def from_options(cls, opts: Options, budget_s: int = 3600) -> BootSpec:
+        return cls(memory=opts.memory, cpus=opts.cpus, accel=opts.accel,
+                   tcg_multithread=opts.tcg_multithread, boot_timeout_s=opts.boot_timeout_s,
+                   budget_s=budget_s)
 
 
 @dataclass
-class Vm:
-    """A running guest.  ``stop()`` (or leaving the ``with`` block) kills everything."""
+class Booted:
+    """A guest that is up: its VM, its SSH session, and how long it took."""
 
-    spec: VmSpec
-    workdir: Path  # console.log, vng.stdout, vng-cmd.txt, home/
-    port: int = 0
-    process: proc.Background | None = None
-    started_at: float = 0.0
-    attempts: list[str] = field(default_factory=list)
+    vm: vmmod.Vm
+    guest: Any
+    accel: accelmod.AccelChoice
+    boot_to_ssh_s: float
+    boot_to_shell_s: float
+    ssh_wait_s: float
+    #: host seconds from vng start to the guest clock's 0 (from /proc/uptime)
+    guest_zero_s: float | None
+    #: set by the caller to leave the guest running on exit (--keep-vm-on-failure)
+    keep: bool = False
 
-    @property
-    def console_log(self) -> Path:
-        return self.workdir / "console.log"
 
-    @property
-    def home(self) -> Path:
-        return self.workdir / "home"
+def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
+    raise Interrupted(signal.Signals(signum).name)
 
-    @property
-    def ssh_dir(self) -> Path:
-        return self.home / ".cache" / "virtme-ng" / ".ssh"
 
-    @property
-    def key_path(self) -> Path:
-        return self.ssh_dir / "id_virtme"
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM/SIGHUP raise :class:`Interrupted` while a guest runs (so the ``finally``
+    below stops it), unless the program installed its own handler (harness.cli does)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {}
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) is signal.SIG_DFL:
+            saved[sig] = signal.signal(sig, _raise_interrupted)
+    try:
+        yield
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
 
-    def host_key_files(self) -> list[Path]:
-        return sorted((self.ssh_dir / "etc" / "ssh").glob("ssh_host_*_key.pub"))
 
-    def start(self, port_retries: int = 3) -> None:
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        _private_home(self.home)
-        tried: set[int] = set()
-        for _attempt in range(1, port_retries + 1):
-            self.port = free_port(tried)
-            tried.add(self.port)
-            argv = vng_argv(self.spec, self.port)
-            (self.workdir / "vng-cmd.txt").write_text(" ".join(argv) + "\n")
-            log.info("vm: starting %s guest, ssh on 127.0.0.1:%d (console: %s)",
-                     self.spec.accel.upper(), self.port, self.console_log)
-            self.started_at = time.monotonic()
-            self.process = proc.Background(
-                argv, cwd=self.workdir, stdout_path=self.workdir / "vng.stdout",
-                stderr_path=self.console_log, env=vng_env(self.home),
-            )
-            # A port grabbed by someone else between free_port() and QEMU's bind
-            # makes QEMU exit at once; detect that and pick another port.
-            deadline = time.monotonic() + PORT_CHECK_S
-            while time.monotonic() < deadline and self.process.poll() is None:
-                time.sleep(0.2)
-            if self.process.poll() is not None and _PORT_BUSY_RE.search(self.console_text()):
-                self.attempts.append(f"port {self.port} taken")
-                log.warning("vm: port %d was taken, retrying with another one", self.port)
-                self.process.stop()
-                continue
-            return
-        raise BootError(f"could not start the guest: ports {sorted(tried)} all taken",
-                        log=self.console_log)
+def _guest_factory(factory: GuestFactory | None) -> GuestFactory:
+    if factory is not None:
+        return factory
+    from harness.stages.ssh import Guest
 
-    def console_text(self) -> str:
+    return Guest
+
+
+@contextlib.contextmanager
+def boot(bzimage: Path, workdir: Path, spec: BootSpec, cache: Path, *,
+         qemu_opts: Callable[[str], tuple[str, ...]] | None = None,
+         guest_factory: GuestFactory | None = None,
+         on_accel: Callable[[accelmod.AccelChoice], None] | None = None) -> Iterator[Booted]:
+    """Boot ``bzImage`` with its console, vng command and scratch disks in ``workdir``.
+
+    ``qemu_opts(accel)``: extra QEMU options for the chosen accelerator (e.g. a TCG
+    plugin); ``on_accel``: told the accelerator before the guest starts (recorded even
+    if the boot then fails).  Raises :class:`BootError` when the guest is not reachable.
+    """
+    if shutil.which("qemu-system-x86_64") is None:
+        raise InfraError("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
+    with _signals_raise():
+        ext4, swap = vmmod.make_scratch_images(workdir, log_path=workdir / "scratch.log")
+        vm: vmmod.Vm | None = None
+        guest: Any = None
+        booted: Booted | None = None
         try:
-            return self.console_log.read_text(encoding="utf-8", errors="replace")
-        except OSError:
-            return ""
+            choice = accelmod.choose_accel(spec.accel, bzimage, cache, workdir)
+            log.info("vm: accelerator %s: %s", choice.accel.upper(), choice.reason)
+            if on_accel is not None:
+                on_accel(choice)
+            vm = vmmod.Vm(vmmod.VmSpec(
+                bzimage=bzimage, memory=spec.memory, cpus=spec.cpus, accel=choice.accel,
+                disks=(ext4, swap), budget_s=spec.budget_s,
+                force_9p=not vmmod.virtiofsd_available(), tcg_multithread=spec.tcg_multithread,
+                qemu_opts=qemu_opts(choice.accel) if qemu_opts else ()), workdir)
+            vm.start()
+            guest = _guest_factory(guest_factory)("127.0.0.1", vm.port, "root", vm.key_path,
+                                                  vm.host_key_files())
+            booted = _connect(vm, guest, choice, spec)
+            yield booted
+        finally:
+            if guest is not None:
+                guest.close()
+            if vm is not None:
+                if booted is not None and booted.keep and vm.alive():
+                    pid = vm.process.pid if vm.process else "?"
+                    log.warning("keeping the VM (pid %s, ssh port %s) as asked; kill its "
+                                "session when done: kill -- -%s", pid, vm.port, pid)
+                else:
+                    vm.stop()
+            # Scratch images are big (sparse) and useless once the guest is gone.
+            for img in (ext4, swap):
+                img.unlink(missing_ok=True)
 
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
 
-    def death_reason(self) -> str:
-        """Why the guest is gone, from the console log."""
-        text = self.console_text()
-        rc = self.process.poll() if self.process else None
-        m = _PANIC_RE.search(text)
-        if m:
-            return f"guest died: {m.group(0).strip()[:200]}"
-        tail = [l for l in text.splitlines() if l.strip()][-1:] or ["no console output"]
-        return f"vng exited with status {rc}: {tail[0].strip()[:200]}"
+def _connect(vm: vmmod.Vm, guest: Any, choice: accelmod.AccelChoice, spec: BootSpec) -> Booted:
+    """Wait for SSH, open the first shell; the timings of both."""
+    deadline = spec.boot_timeout_s if choice.accel == "tcg" else min(spec.boot_timeout_s, 120)
+    try:
+        waited = guest.connect(deadline, alive=vm.alive)
+    except Interrupted:  # SIGTERM while waiting: not the guest's fault
+        raise
+    except HarnessError as e:
+        reason = vm.death_reason() if not vm.alive() else str(e)
+        raise BootError(f"guest not reachable: {reason}", log=vm.console_log) from e
+    ssh_s = time.monotonic() - vm.started_at
+    first = guest.run("cat /proc/uptime", 120)  # opens the persistent shell
+    if first.exit_code != 0:
+        raise BootError(f"guest shell not usable: {first.error or first.stderr}",
+                        log=vm.console_log)
+    shell_s = time.monotonic() - vm.started_at
+    zero = None
+    with contextlib.suppress(ValueError, IndexError):
+        zero = round(shell_s - float((first.stdout or "").split()[0]), 2)
+    return Booted(vm, guest, choice, round(ssh_s, 2), round(shell_s, 2), round(waited, 2), zero)
 
-    def stop(self) -> None:
-        if self.process is not None:
-            self.process.stop()
-        # The private key is of no use once the guest is gone.
-        shutil.rmtree(self.home, ignore_errors=True)
 
-    def __enter__(self) -> "Vm":
-        return self
+@dataclass(frozen=True)
+class SetupResult:
+    """What ``selftests/guest-setup.sh`` did: its exit code and the facts it printed."""
 
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
+    exit_code: int | None
+    facts: dict[str, str]
+    detail: str
+
+    @property
+    def ok(self) -> bool:
+        return self.exit_code == 0
+
+
+def guest_setup(guest: Any, project: Path, log_path: Path) -> SetupResult:
+    """Stage ``guest-setup``: scratch ext4, swap and tmpfs mounts in the guest."""
+    script = project / "selftests" / "guest-setup.sh"
+    if not script.is_file():
+        return SetupResult(None, {}, f"{script} missing: no scratch ext4/swap/tmpfs in the "
+                                     "guest; suites that need them will fail")
+    res = guest.run(f"bash {script}", 300)
+    log_path.write_text(f"$ bash {script}\n{res.stdout}\n--- stderr ---\n{res.stderr}"
+                        f"\n[exit {res.exit_code}]\n")
+    facts = dict(l.split("=", 1) for l in (res.stdout or "").splitlines()
+                 if "=" in l and not l.startswith("#") and " " not in l.split("=")[0])
+    if res.exit_code != 0:
+        return SetupResult(res.exit_code, facts, f"guest-setup.sh exited {res.exit_code}: "
+                           f"{(res.stderr or res.error or '').strip()[-160:]}")
+    return SetupResult(0, facts, f"{len(facts)} guest facts recorded")
 
 
 def qemu_version() -> str:
@@ -409,4 +217,4 @@ def qemu_version() -> str:
 
 def host_facts() -> dict[str, str]:
     return {"qemu": qemu_version(), "virtme-ng": vng_version(),
-            "virtiofsd": "yes" if virtiofsd_available() else "no (9p root)"}
+            "virtiofsd": "yes" if vmmod.virtiofsd_available() else "no (9p root)"}

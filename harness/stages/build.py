@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Callable, TextIO
 
 from harness import proc
-from harness.errors import BuildError
+from harness.errors import BuildError, UserError
 from harness.paths import cache_root, file_lock, kbuild_lock, write_if_changed
 
 log = logging.getLogger(__name__)
@@ -285,3 +285,37 @@ def make_selftests(
     if stamp and cgroup_dir is not None and (own_dir is not None or not mk.is_file()):
         write_if_changed(stamp_file, stamp + "\n")
     return SelftestsResult(cgroup_dir, own_dir, headers, tuple(problems))
+
+
+def existing_build(tree_commit: str, kbuild: Path, log_path: Path,
+                   mm_dir: Path | None = None) -> tuple[BuildResult, SelftestsResult]:
+    """``test``: the kernel and selftests an earlier ``build``/``run`` left in ``kbuild``
+    (UserError when the kernel there is not the one of this tree and config)."""
+    bz = kbuild / "arch/x86/boot/bzImage"
+    if not kernel_up_to_date(tree_commit, kbuild):
+        raise UserError("no up-to-date kernel build for this tree and config: "
+                        "run `recharge-harness build` (or `run`) first")
+    cgroup, own = kbuild / "kselftest" / "cgroup", kbuild / "recharge-selftests"
+    return (BuildResult(kbuild, bz, log_path, 0, True, 0, 0),
+            SelftestsResult(cgroup if cgroup.is_dir() else None, own if own.is_dir() else None,
+                            kbuild / "usr/include", (), mm_dir=mm_dir))
+
+
+def copy_outputs(kernel: BuildResult, selftests: SelftestsResult, run_dir: Path,
+                 mm_origin: str) -> tuple[Path, dict[str, Path | None]]:
+    """Private copies in the run directory (``kernel/bzImage``, ``guest/<origin>/``): the
+    guest runs these even if another run rebuilds the cache.  (bzImage, origin -> dir)."""
+    kdir = run_dir / "kernel"
+    kdir.mkdir(exist_ok=True)
+    bzimage = kdir / "bzImage"
+    shutil.copy(kernel.bzimage, bzimage)
+    dirs: dict[str, Path | None] = {}
+    for origin, d in (("cgroup", selftests.cgroup_dir), ("own", selftests.own_dir),
+                      (mm_origin, selftests.mm_dir)):
+        if d is None:
+            dirs[origin] = None
+            continue
+        dst = run_dir / "guest" / origin
+        shutil.copytree(d, dst, symlinks=True, dirs_exist_ok=True)
+        dirs[origin] = dst
+    return bzimage, dirs

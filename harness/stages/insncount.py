@@ -500,9 +500,9 @@ class Session:
     def program_args(self) -> list[str]:
         return ["-i", str(self.windows)] if self.windows else []
 
-    def attach(self, run: dict[str, Any], stdout: str) -> None:
-        """Add the windows of the program run just finished to ``run`` (and its
-        ``metrics``, so that they are pooled with the timed samples)."""
+    def collect(self, stdout: str) -> tuple[dict[str, Any], dict[str, dict[str, dict[str, Any]]]]:
+        """The windows of the program run just finished: (what was matched, per case
+        the window metrics to pool with the timed samples)."""
         # The plugin writes the stop line before the program goes on: a short wait
         # only covers a host that is slow to flush.
         prog = parse_program_windows(stdout)
@@ -515,11 +515,16 @@ class Session:
                 break
             time.sleep(0.5)
         matched, problems = match_windows(prog, plugin)
-        run["insn"] = {"windows": matched, "problems": problems,
-                       "program_windows": len(prog), "plugin_windows": len(plugin)}
-        for case, ms in window_metrics(matched).items():
-            run.setdefault("metrics", {}).setdefault(case, {}).update(ms)
         self.problems += problems
+        return ({"windows": matched, "problems": problems, "program_windows": len(prog),
+                 "plugin_windows": len(plugin)}, window_metrics(matched))
+
+    def attach(self, run: dict[str, Any], stdout: str) -> None:
+        """:meth:`collect` into a run's JSON (``insn``, and its ``metrics``)."""
+        info, metrics = self.collect(stdout)
+        run["insn"] = info
+        for case, ms in metrics.items():
+            run.setdefault("metrics", {}).setdefault(case, {}).update(ms)
 
 
 # ------------------------------------------------------------------ ratios --

@@ -20,8 +20,7 @@ from pathlib import Path
 import pytest
 
 from harness import paths
-from harness.stages import boot as vm
-from harness.stages import suites
+from harness.stages import accel, suites, vm
 from harness.stages.ssh import Guest
 
 from e2e_checks import blkid_devices, inventory_misses
@@ -66,9 +65,9 @@ def test_build_boot_and_ssh(built: tuple[Path, dict], tmp_path: Path) -> None:  
     assert meta["results"]["exit_code"] == 0
     bz = run_dir / "kernel" / "bzImage"
     release = (Path(meta["config"]["kbuild"]) / "include/config/kernel.release").read_text().strip()
-    accel = vm.choose_accel("auto", bz, paths.cache_root(), tmp_path / "probe")
+    choice = accel.choose_accel("auto", bz, paths.cache_root(), tmp_path / "probe")
     ext4, swap = vm.make_scratch_images(tmp_path / "vm")
-    spec = vm.VmSpec(bzimage=bz, memory="1G", cpus=2, accel=accel.accel, disks=(ext4, swap),
+    spec = vm.VmSpec(bzimage=bz, memory="1G", cpus=2, accel=choice.accel, disks=(ext4, swap),
                      budget_s=900, force_9p=not vm.virtiofsd_available())
     v = vm.Vm(spec, tmp_path / "vm")
     try:
@@ -88,7 +87,7 @@ def test_build_boot_and_ssh(built: tuple[Path, dict], tmp_path: Path) -> None:  
         g.get("/proc/version", tmp_path / "version")
         assert release in (tmp_path / "version").read_text()
         g.close()
-        print(f"\nE2E: {accel.accel.upper()} ({accel.reason}); boot-to-SSH {boot_s:.1f}s")
+        print(f"\nE2E: {choice.accel.upper()} ({choice.reason}); boot-to-SSH {boot_s:.1f}s")
         (REPO / "out").mkdir(exist_ok=True)
     finally:
         v.stop()

@@ -34,8 +34,8 @@ import pytest
 from test_vm import _alive
 
 from harness import cli
-from harness.stages import boot as vm
 from harness.stages import build as buildmod
+from harness.stages import vm
 
 from fakes import make_patch, write_exe
 
@@ -131,7 +131,7 @@ _DRIVER = r'''
 import os, sys, time
 from pathlib import Path
 sys.path.insert(0, os.environ["HARNESS_UNIT_TESTS"])
-import harness.stages.build, harness.stages.config, harness.paths, harness.stages.boot
+import harness.stages.build, harness.stages.config, harness.paths, harness.stages.vm
 from harness.errors import InfraError
 
 BIN = Path(os.environ["FAKE_BIN"])
@@ -142,8 +142,8 @@ def vng_tool(name):
         raise InfraError(f"{name} not found (fake bin {BIN})")
     return str(p)
 
-harness.stages.config.vng_tool = harness.stages.boot.vng_tool = vng_tool
-harness.stages.boot.PORT_CHECK_S = 0.3
+harness.stages.config.vng_tool = harness.stages.vm.vng_tool = vng_tool
+harness.stages.vm.PORT_CHECK_S = 0.3
 MODE = os.environ.get("FAKE_GUEST")
 if MODE:
     import harness.stages.ssh

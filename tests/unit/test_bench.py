@@ -12,8 +12,10 @@ from typing import Any
 
 import pytest
 
+from harness import record
 from harness.model import Options
 from harness.modes import bench
+from harness.modes.bench import basekernel, cold, edit, hotpath, report, session, timing
 from harness.modes.child import ChildRun
 from harness.stages.ssh import CmdResult
 
@@ -43,29 +45,29 @@ ok 6 offline_mapped_shmem # SKIP vm.recharge_offline_memcgs=0: recharging is off
 
 
 def test_parse_hotpath_reads_cases_metrics_and_info() -> None:
-    p = bench.parse_hotpath(HOTPATH_TAP)
-    assert p["cases"]["read_ext4"] == {"status": "pass", "reason": ""}
-    assert p["cases"]["fault_tmpfs"]["status"] == "fail"
-    assert p["cases"]["offline_mapped_shmem"]["status"] == "skip"
-    assert "recharging is off" in p["cases"]["offline_mapped_shmem"]["reason"]
-    r = p["metrics"]["read_ext4"]["read_MiBps"]
+    p = hotpath.parse_hotpath(HOTPATH_TAP)
+    assert p.cases["read_ext4"] == {"status": "pass", "reason": ""}
+    assert p.cases["fault_tmpfs"]["status"] == "fail"
+    assert p.cases["offline_mapped_shmem"]["status"] == "skip"
+    assert "recharging is off" in p.cases["offline_mapped_shmem"]["reason"]
+    r = p.metrics["read_ext4"]["read_MiBps"]
     assert r["median"] == 800.0 and r["samples"] == [790.0, 800.0, 820.0] and r["unit"] == "MiB/s"
-    assert p["metrics"]["offline_mapped_ext4"]["offline_worker_MiBps"]["value"] == 40.5
-    assert p["info"]["sysctl"].startswith("value=1")
-    assert "kernel" not in p["metrics"]
+    assert p.metrics["offline_mapped_ext4"]["offline_worker_MiBps"]["value"] == 40.5
+    assert p.info["sysctl"].startswith("value=1")
+    assert "kernel" not in p.metrics
 
 
 def test_merge_runs_pools_samples_and_values() -> None:
-    a = bench.parse_hotpath(HOTPATH_TAP)
-    b = bench.parse_hotpath(HOTPATH_TAP.replace("samples=790.0,800.0,820.0",
+    a = hotpath.parse_hotpath(HOTPATH_TAP)
+    b = hotpath.parse_hotpath(HOTPATH_TAP.replace("samples=790.0,800.0,820.0",
                                                 "samples=700.0,710.0,720.0"))
-    m = bench.merge_runs([a, b])
+    m = hotpath.merge_runs([a, b])
     e = m["read_ext4"]["read_MiBps"]
     assert e["n"] == 6 and e["min"] == 700.0 and e["max"] == 820.0
     assert e["median"] == pytest.approx((720.0 + 790.0) / 2)
     assert e["spread_pct"] == pytest.approx(100 * 120 / e["median"], abs=0.1)
     assert m["offline_mapped_ext4"]["dying_gone_ms"]["n"] == 2
-    assert bench.stats([]) == {"n": 0}
+    assert hotpath.stats([]) == {"n": 0}
 
 
 def _metric(median: float, spread: float = 2.0) -> dict[str, Any]:
@@ -77,18 +79,18 @@ def test_hot_ratios_and_goals_name_noise() -> None:
     patched = {"0": {"read_ext4": {"read_MiBps": _metric(99.5)}},
                "1": {"read_ext4": {"read_MiBps": _metric(90.0)}}}
     base = {"absent": {"read_ext4": {"read_MiBps": _metric(100.0, 1.0)}}}
-    rows = bench.hot_ratios(patched, base)
+    rows = hotpath.hot_ratios(patched, base)
     row = next(r for r in rows if r["case"] == "read_ext4")
     assert row["sysctl0_over_base"] == 0.995 and row["sysctl0_met"]
     assert row["sysctl0_over_base_best"] == round(99.5 * 1.01 / 100.5, 4)
     assert row["sysctl1_over_base"] == 0.9 and not row["sysctl1_met"]
     assert not row["sysctl1_within_noise"]
     assert row["sysctl1_over_sysctl0"] == pytest.approx(90 / 99.5, abs=1e-4)
-    g = bench.goals({"steps": {"hotpath": {"ratios": rows}}})
+    g = report.goals({"steps": {"hotpath": {"ratios": rows}}})
     missed = [x for x in g if x["met"] is False]
     assert len(missed) == 1 and "outside the spread" in missed[0]["bound"]
     # No base: no ratio rows.
-    assert "sysctl0_over_base" not in bench.hot_ratios(patched, None)[0]
+    assert "sysctl0_over_base" not in hotpath.hot_ratios(patched, None)[0]
 
 
 def test_edit_patch_applies_with_git_am(tmp_path: Path) -> None:
@@ -99,12 +101,12 @@ def test_edit_patch_applies_with_git_am(tmp_path: Path) -> None:
     (repo / "mm" / "memcontrol.c").write_text(text)
     git(repo, "add", "-A")
     git(repo, "commit", "-q", "-m", "base")
-    assert bench.read_blob(repo, "HEAD", "mm/memcontrol.c") == text
+    assert edit.read_blob(repo, "HEAD", "mm/memcontrol.c") == text
     patch = tmp_path / "edit.patch"
-    patch.write_text(bench.edit_patch(text))
+    patch.write_text(edit.edit_patch(text))
     git(repo, "am", "--3way", str(patch))
-    assert (repo / "mm" / "memcontrol.c").read_text() == text + bench.EDIT_LINE + "\n"
-    assert bench.git_blob_id(text.encode()) == git(repo, "rev-parse", "HEAD~1:mm/memcontrol.c")
+    assert (repo / "mm" / "memcontrol.c").read_text() == text + edit.EDIT_LINE + "\n"
+    assert edit.git_blob_id(text.encode()) == git(repo, "rev-parse", "HEAD~1:mm/memcontrol.c")
 
 
 def test_make_edit_series_copies_the_series_and_is_stable(tmp_path: Path) -> None:
@@ -113,17 +115,17 @@ def test_make_edit_series_copies_the_series_and_is_stable(tmp_path: Path) -> Non
     (pdir / "0001-a.patch").write_text("Subject: [PATCH] a\n\ndiff --git a/x b/x\n")
     (pdir / "series").write_text("# comment\n0001-a.patch\n")
     dest = tmp_path / "edit"
-    s = bench.make_edit_series(pdir / "series", "int x;\n", dest)
+    s = edit.make_edit_series(pdir / "series", "int x;\n", dest)
     names = [l for l in s.read_text().splitlines() if l and not l.startswith("#")]
-    assert names == ["0001-a.patch", bench.EDIT_PATCH_NAME]
+    assert names == ["0001-a.patch", edit.EDIT_PATCH_NAME]
     before = {p.name: p.stat().st_mtime_ns for p in dest.iterdir()}
     time.sleep(0.01)
-    bench.make_edit_series(pdir / "series", "int x;\n", dest)
+    edit.make_edit_series(pdir / "series", "int x;\n", dest)
     assert {p.name: p.stat().st_mtime_ns for p in dest.iterdir()} == before
     # No series at all (testing the base): the edit alone.
-    s2 = bench.make_edit_series(None, "int x;\n", tmp_path / "edit2")
+    s2 = edit.make_edit_series(None, "int x;\n", tmp_path / "edit2")
     assert [l for l in s2.read_text().splitlines() if not l.startswith("#")] == \
-        [bench.EDIT_PATCH_NAME]
+        [edit.EDIT_PATCH_NAME]
 
 
 HLOG = """\
@@ -148,17 +150,17 @@ Decompressing Linux... done.
 
 
 def test_harness_log_lock_waits_and_stage_start() -> None:
-    ev = bench.harness_log_events(HLOG)
-    assert bench.lock_waits(ev) == {"the kernel build lock": 30.5}
-    assert bench.stage_start(ev, "build") - bench.stage_start(ev, "config") == pytest.approx(32.0)
-    assert bench.stage_start(ev, "boot") is None
+    ev = timing.harness_log_events(HLOG)
+    assert timing.lock_waits(ev) == {"the kernel build lock": 30.5}
+    assert timing.stage_start(ev, "build") - timing.stage_start(ev, "config") == pytest.approx(32.0)
+    assert timing.stage_start(ev, "boot") is None
 
 
 def test_boot_phases_from_console_and_markers() -> None:
-    ev = bench.harness_log_events(HLOG)
-    zero = bench.guest_zero_from_markers(ev, CONSOLE)
+    ev = timing.harness_log_events(HLOG)
+    zero = timing.guest_zero_from_markers(ev, CONSOLE)
     assert zero == pytest.approx(20.0 - 17.5)
-    b = bench.boot_phases(CONSOLE, 10.5, guest_zero_s=zero, boot_to_shell_s=16.0)
+    b = timing.boot_phases(CONSOLE, 10.5, guest_zero_s=zero, boot_to_shell_s=16.0)
     ph = b["phases_s"]
     assert ph["kernel init (to /init)"] == 1.8
     assert ph["virtme-ng-init basics (mounts, tmpfiles)"] == 1.7
@@ -167,7 +169,7 @@ def test_boot_phases_from_console_and_markers() -> None:
     assert ph["first shell (login, PAM, .bashrc over 9p)"] == 5.5
     assert b["dhcp_s"] == 2.7
     # Nothing recognisable: no phases, no crash.
-    assert bench.boot_phases("garbage", None)["phases_s"] == {}
+    assert timing.boot_phases("garbage", None)["phases_s"] == {}
 
 
 def _run_dir(root: Path, meta: dict[str, Any], files: dict[str, str] | None = None) -> Path:
@@ -190,7 +192,7 @@ def test_summarize_child_and_build_phases(tmp_path: Path) -> None:
     kbuild = tmp_path / "kbuild"
     (kbuild / "mm").mkdir(parents=True)
     (kbuild / "arch/x86/boot").mkdir(parents=True)
-    t_build = bench.log_time("2026-11-26 10:00:32,000")
+    t_build = timing.log_time("2026-11-26 10:00:32,000")
     (kbuild / "arch/x86/boot/compressed").mkdir(parents=True)
     for rel, dt_ in (("mm/memcontrol.o", 30), ("vmlinux.a", 35), ("vmlinux.o", 40),
                      ("vmlinux", 70), ("arch/x86/boot/compressed/misc.o", 75),
@@ -207,11 +209,11 @@ def test_summarize_child_and_build_phases(tmp_path: Path) -> None:
         "build.log": "  CC      mm/memcontrol.o\n  LD      vmlinux.o\n"
                      "  CC      arch/x86/boot/compressed/misc.o\n"})
     child = ChildRun("edit", 0, d, tmp_path / "x.log", 180.0)
-    s = bench.summarize_child(child)
-    assert s["stage_sum_s"] == 141.0 and s["outside_stages_s"] == 39.0
-    assert s["lock_waits_s"] == {"the kernel build lock": 30.5}
-    assert s["boot"]["guest_zero_s"] == 2.5 and s["suites_total_s"] == 30.0
-    bp = bench.build_phases(child, s)
+    s = timing.summarize_child(child)
+    assert s.stage_sum_s == 141.0 and s.outside_stages_s == 39.0
+    assert s.lock_waits_s == {"the kernel build lock": 30.5}
+    assert s.boot["guest_zero_s"] == 2.5 and s.suites_total_s == 30.0
+    bp = timing.build_phases(child, s)
     assert bp["compiled"] == ["arch/x86/boot/compressed/misc.c", "mm/memcontrol.c"]
     assert bp["compiled_kernel"] == ["mm/memcontrol.c"]
     assert bp["phases_s"] == {"make start + compile (to the last object)": 30.0,
@@ -232,16 +234,16 @@ def bench_guest(sysctl: str | None) -> FakeGuest:
 
 def test_run_hotpath_alternates_sysctl_and_restores_it(tmp_path: Path) -> None:
     g = bench_guest("1")
-    runs = bench.run_hotpath(g, Path("/p/hotpath"), tmp_path / "ktap", "patched", reps=5,
+    runs = hotpath.run_hotpath(g, Path("/p/hotpath"), tmp_path / "ktap", "patched", reps=5,
                              rounds=2)
-    assert [r["sysctl"] for r in runs] == [0, 1, 1, 0]
+    assert [r.sysctl for r in runs] == [0, 1, 1, 0]
     progs = [c for c in g.commands if "hotpath" in c]
     assert "-r 5" in progs[0] and "-H" not in progs[0] and "-H" in progs[2]
     assert g.commands[-1].startswith("echo 1 > ")  # put back as found
     assert (tmp_path / "ktap" / "patched-sysctl0-round1.tap").is_file()
     g2 = bench_guest(None)
-    runs2 = bench.run_hotpath(g2, Path("/p/hotpath"), tmp_path / "k2", "base", reps=3, rounds=2)
-    assert [r["sysctl"] for r in runs2] == [None, None]
+    runs2 = hotpath.run_hotpath(g2, Path("/p/hotpath"), tmp_path / "k2", "base", reps=3, rounds=2)
+    assert [r.sysctl for r in runs2] == [None, None]
     assert not any(c.startswith("echo") for c in g2.commands)
 
 
@@ -265,24 +267,24 @@ def test_find_base_kernel_picks_an_unpatched_build_of_the_same_base(tmp_path: Pa
     nested.mkdir(parents=True)
     d = mk("4/base/1", [], "b" * 40)
     os.utime(d / "kernel" / "bzImage", (time.time() + 10, time.time() + 10))
-    assert bench.find_base_kernel([out], "b" * 40, "default") == (d / "kernel" / "bzImage", False)
-    assert bench.find_base_kernel([out], "e" * 40, "default") is None
+    assert basekernel.find_base_kernel([out], "b" * 40, "default") == (d / "kernel" / "bzImage", False)
+    assert basekernel.find_base_kernel([out], "e" * 40, "default") is None
     # Same fragments (names and content) beat a newer build from other fragments.
     frag = tmp_path / "recharge.config"
     frag.write_text("CONFIG_MEMCG=y\n")
     (out / "1" / "fragments").mkdir()
     (out / "1" / "fragments" / "0-recharge.config").write_text("CONFIG_MEMCG=y\n")
-    assert bench.find_base_kernel([out], "b" * 40, "default", [frag]) == \
+    assert basekernel.find_base_kernel([out], "b" * 40, "default", [frag]) == \
         (out / "1" / "kernel" / "bzImage", True)
     frag.write_text("CONFIG_MEMCG=n\n")
-    assert bench.find_base_kernel([out], "b" * 40, "default", [frag])[1] is False
+    assert basekernel.find_base_kernel([out], "b" * 40, "default", [frag])[1] is False
 
 
 def test_config_difference_ignores_series_options(tmp_path: Path) -> None:
     a, b = tmp_path / "a", tmp_path / "b"
     a.write_text("CONFIG_A=y\nCONFIG_B=y\n")
     b.write_text("CONFIG_A=y\nCONFIG_MEMCG_RECHARGE_OFFLINE_ENABLED=y\n# CONFIG_B is not set\n")
-    assert bench.config_difference(a, b) == ["B: y -> n"]
+    assert basekernel.config_difference(a, b) == ["B: y -> n"]
 
 
 def test_bench_config_validation() -> None:
@@ -290,14 +292,14 @@ def test_bench_config_validation() -> None:
 
     ns = argparse.Namespace(steps="warm,cold", cold=False, reps=7, rounds=2, with_base=False,
                             base_kernel=None)
-    cfg = bench.BenchConfig.from_args(ns)
+    cfg = session.BenchConfig.from_args(ns)
     assert cfg.steps == ("warm",) and cfg.cold
     ns.steps = "warm,bogus"
     with pytest.raises(UserError, match="bogus"):
-        bench.BenchConfig.from_args(ns)
+        session.BenchConfig.from_args(ns)
     ns.steps, ns.reps = "none", 0
     with pytest.raises(UserError):
-        bench.BenchConfig.from_args(ns)
+        session.BenchConfig.from_args(ns)
 
 
 def test_cli_registers_bench() -> None:
@@ -331,8 +333,9 @@ def world(tmp_path: Path) -> SimpleNamespace:
 
 def fake_runner(w: SimpleNamespace, calls: list[tuple[str, list[str], str | None]],
                 build_dur: float = 0.0) -> Any:
-    def run(label: str, argv: list[str], out: Path, log_path: Path) -> ChildRun:
-        calls.append((label, argv, os.environ.get("CCACHE_RECACHE")))
+    def run(label: str, argv: list[str], out: Path, log_path: Path, *,
+            env: dict[str, str] | None = None) -> ChildRun:
+        calls.append((label, argv, (env or {}).get("CCACHE_RECACHE")))
         cmd = argv[0]
         stages: dict[str, float] = {"source": 0.1, "apply": 0.5}
         if cmd in ("build", "run"):
@@ -367,7 +370,7 @@ def fake_kernel_bench(calls: list[str]) -> Any:
         calls.append(label)
         g = bench_guest(None if label == "base" else "1")
         return ({"boot_to_ssh_s": 9.0, "boot_to_shell_s": 14.0, "phases_s": {"x": 1.0}},
-                bench.run_hotpath(g, program, workdir / "ktap", label, reps=3, rounds=1))
+                hotpath.run_hotpath(g, program, workdir / "ktap", label, reps=3, rounds=1))
     return kb
 
 
@@ -388,11 +391,12 @@ def test_bench_runs_the_steps_in_order_and_writes_reports(world: SimpleNamespace
     labels = [c[0] for c in calls]
     # prime-2: the new edit branch churned mtimes that the skipped prime build hid.
     assert labels == ["apply", "edit-apply", "prime", "prime-2", "warm", "edit", "revert"]
-    edit = next(c for c in calls if c[0] == "edit")
-    assert edit[1][:2] == ["run", "--series"] and "--suite" in edit[1] and edit[2] == "1"
+    edit_call = next(c for c in calls if c[0] == "edit")
+    assert edit_call[1][:2] == ["run", "--series"] and "--suite" in edit_call[1]
+    assert edit_call[2] == "1"
     assert all(c[2] is None for c in calls if c[0] != "edit")  # CCACHE_RECACHE only there
-    series = Path(edit[1][2])
-    assert bench.EDIT_PATCH_NAME in series.read_text()
+    series = Path(edit_call[1][2])
+    assert edit.EDIT_PATCH_NAME in series.read_text()
     assert (series.parent / "0001-a.patch").is_file()
     assert kcalls == ["patched"]  # no base kernel anywhere
     run_dir = world.opts.out / "1"
@@ -408,6 +412,9 @@ def test_bench_runs_the_steps_in_order_and_writes_reports(world: SimpleNamespace
     assert "**MISSED**" in md and "no unpatched base build found" in md
     assert data["steps"]["hotpath"]["functional_failures"] == 2  # fault_tmpfs, sysctl 0 and 1
     assert code == 1 and "goal(s) missed" in line
+    rec = record.load(run_dir)  # bench leaves a run record like every mode
+    assert rec.exit_code == 1 and rec.group("build")["command"] == "bench"
+    assert rec.group("bench")["goals"] == data["goals"]
     assert "recharge-harness bench" in capsys.readouterr().out
 
 
@@ -434,7 +441,7 @@ def test_bench_uses_an_existing_base_kernel(world: SimpleNamespace) -> None:
 
 
 def test_bench_stops_when_the_series_does_not_apply(world: SimpleNamespace) -> None:
-    def runner(label: str, argv: list[str], out: Path, log_path: Path) -> ChildRun:
+    def runner(label: str, argv: list[str], out: Path, log_path: Path, **kw: Any) -> ChildRun:
         return ChildRun(label, 2, None, log_path, 1.0)
 
     code, _ = bench.main(world.opts, _args(), runner=runner,
@@ -483,14 +490,14 @@ def test_cold_build_with_a_fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyP
     kb = tmp_path / "cache" / "kbuild" / "bench-cold-tiny"
     kb.mkdir(parents=True)
     (kb / "stale").write_text("old")  # a fresh O= dir every time
-    r = bench.cold_build(project, tree, "c" * 40, kb, "tiny", tmp_path, jobs=2)
-    assert seen[0] == ["virtme-configkernel", "--allnoconfig", f"O={kb}"]
+    r = cold.cold_build(project, tree, "c" * 40, kb, "tiny", tmp_path, 2, tmp_path / "cache")
+    assert seen[0] == ["virtme-configkernel", "--allnoconfig", f"O={kb}.config-stage"]
     assert not (kb / "stale").exists()
-    assert r["cc_count"] == 2 and r["build_s"] == 1.5 and r["config_problems"] == []
-    assert r["cc_by_dir"] == {"mm": 1, "fs/ext4": 1}
-    assert "first CC" in r["first_seen_s"] and "LD vmlinux.o" in r["first_seen_s"]
+    assert r.cc_count == 2 and r.build_s == 1.5 and r.config_problems == []
+    assert r.cc_by_dir == {"mm": 1, "fs/ext4": 1}
+    assert "first CC" in r.first_seen_s and "LD vmlinux.o" in r.first_seen_s
     assert (tmp_path / "cold-tiny.config").is_file()
-    mode, frags = bench.cold_fragments(project, tree, "vng-full")
+    mode, frags = cold.cold_fragments(project, tree, "vng-full")
     assert mode == "--defconfig" and [f.name for f in frags] == \
         ["config", "recharge.config", "testenv.config", "mmtests.config"]
 
@@ -500,7 +507,7 @@ def test_goals_cold_ratio_bound() -> None:
                                "tiny": {"build_s": 450, "cc_count": 1200,
                                         "cc_by_dir": {"fs": 300, "net": 200}},
                                "vng-full": {"build_s": 1000, "cc_count": 2700}}}}
-    g = bench.goals(data)[0]
+    g = report.goals(data)[0]
     assert g["met"] is False and "1200 files vs 2700" in g["bound"] and "fs 300" in g["bound"]
-    md = bench.render_markdown({**data, "goals": [g]})
+    md = report.render_markdown({**data, "goals": [g]})
     assert "| cold build tiny / vng-full | <= 0.33 | 0.450 x | **MISSED** |" in md

@@ -11,7 +11,7 @@ import pytest
 from harness import cli, verdict
 from harness.model import StageResult, Status, SuiteRun
 from harness.modes import run as pipeline
-from harness.stages import boot as vm
+from harness.stages import vm
 
 from fakes import (
     DEFAULT_KTAP,

@@ -240,7 +240,7 @@ def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeyp
     worktree = paths.cache_root() / "worktrees" / "debian-6.12"
     (worktree / "tools/testing/selftests/cgroup").mkdir(parents=True)
     (worktree / "tools/testing/selftests/cgroup/config").write_text("CONFIG_MEMCG=y\n")
-    from harness.modes.run import fragments_for, kbuild_for
+    from harness.stages.config import fragments_for, kbuild_for
 
     frags = fragments_for(project, worktree, "default")
     kbuild = kbuild_for(paths.cache_root(), "debian-6.12", frags, "default")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-from harness.modes import bench
-from harness.stages import boot as vm
-from harness.stages import insncount
+from harness.modes.bench import hotpath, report
+from harness.stages import boot as bootmod
+from harness.stages import insncount, vm
+from harness.stages.accel import AccelChoice
 
 PLUGIN_OUT = """\
 insncount format=1 api=1 max_vcpus=2
@@ -109,9 +110,9 @@ def _run_with(sysctl: int | None, per_page: list[float], per_mark: list[float] |
 
 
 def test_ratios_patched_over_base_and_goals() -> None:
-    patched = {"0": bench.merge_runs([_run_with(0, [4440.0, 4446.0, 4447.0], [28.0, 29.0])]),
-               "1": bench.merge_runs([_run_with(1, [4470.0, 4471.0, 4473.0], [58.0, 58.5])])}
-    base = {"absent": bench.merge_runs([_run_with(None, [4409.0, 4410.0, 4412.0], [27.0])])}
+    patched = {"0": hotpath.merge_runs([_run_with(0, [4440.0, 4446.0, 4447.0], [28.0, 29.0])]),
+               "1": hotpath.merge_runs([_run_with(1, [4470.0, 4471.0, 4473.0], [58.0, 58.5])])}
+    base = {"absent": hotpath.merge_runs([_run_with(None, [4409.0, 4410.0, 4412.0], [27.0])])}
     rows = {(r["case"], r["metric"]): r for r in insncount.ratios(patched, base)}
     r = rows[("read_ext4", "insns_per_page")]
     assert r["judged"] and r["base"]["median"] == 4410.0 and r["sysctl1"]["median"] == 4471.0
@@ -134,8 +135,8 @@ def test_ratios_patched_over_base_and_goals() -> None:
 
 
 def test_ratios_without_base_give_sysctl_ratio_only() -> None:
-    patched = {"0": bench.merge_runs([_run_with(0, [1000.0])]),
-               "1": bench.merge_runs([_run_with(1, [1010.0])])}
+    patched = {"0": hotpath.merge_runs([_run_with(0, [1000.0])]),
+               "1": hotpath.merge_runs([_run_with(1, [1010.0])])}
     (row,) = [r for r in insncount.ratios(patched, None) if r["case"] == "read_ext4"]
     assert row["sysctl1_over_sysctl0"] == 1.01 and "sysctl1_over_base" not in row
     assert insncount.goals({"insn_ratios": [row]}) == []
@@ -182,11 +183,11 @@ def test_run_hotpath_with_a_session_attaches_the_windows(tmp_path: Path) -> None
     s = insncount.Session(tmp_path / "insncount.out", windows=2)
     s.start()
     g = PluginGuest(s.out, 4400)
-    runs = bench.run_hotpath(g, Path("/p/hotpath"), tmp_path / "ktap", "base", reps=1,
+    runs = hotpath.run_hotpath(g, Path("/p/hotpath"), tmp_path / "ktap", "base", reps=1,
                              rounds=2, insn=s)
-    assert [r["insn"]["plugin_windows"] for r in runs] == [2, 2]  # only the new ones each time
-    assert runs[1]["metrics"]["read_ext4"]["insns_per_page"]["samples"] == [4400.0, 4401.0]
-    merged = bench.merge_runs(runs)
+    assert [r.insn["plugin_windows"] for r in runs if r.insn] == [2, 2]  # only the new ones each time
+    assert runs[1].metrics["read_ext4"]["insns_per_page"]["samples"] == [4400.0, 4401.0]
+    merged = hotpath.merge_runs(runs)
     assert merged["read_ext4"]["insns_per_page"]["samples"] == [4400.0, 4401.0] * 2
     assert merged["read_ext4"]["read_MiBps"]["n"] == 2 and s.problems == []
 
@@ -261,20 +262,20 @@ def test_plugin_key_changes_with_any_input() -> None:
 
 
 def test_bench_report_has_the_instruction_table_and_goals() -> None:
-    patched = {"0": bench.merge_runs([_run_with(0, [4446.0], [28.0])]),
-               "1": bench.merge_runs([_run_with(1, [4471.0], [58.0])])}
-    base = {"absent": bench.merge_runs([_run_with(None, [4410.0], [27.0])])}
-    hp = {"ratios": bench.hot_ratios(patched, base), "insn_ratios": insncount.ratios(patched, base),
+    patched = {"0": hotpath.merge_runs([_run_with(0, [4446.0], [28.0])]),
+               "1": hotpath.merge_runs([_run_with(1, [4471.0], [58.0])])}
+    base = {"absent": hotpath.merge_runs([_run_with(None, [4410.0], [27.0])])}
+    hp = {"ratios": hotpath.hot_ratios(patched, base), "insn_ratios": insncount.ratios(patched, base),
           "patched": {"boot": {"insn_plugin": {"available": True, "reason": "cached (x.so)",
                                                "qemu": "QEMU emulator version 7.2.22"}},
                       "runs": [{"insn": {"problems": ["window id 2: the program ran 1, "
                                                       "the plugin saw 0"]}}]}}
     data = {"steps": {"hotpath": hp}, "host": {}}
-    goals = {g["goal"]: g for g in bench.goals(data)}
+    goals = {g["goal"]: g for g in report.goals(data)}
     assert goals["hot path read_ext4 patched[sysctl1] / base (guest instructions)"]["met"] is False
     assert goals["hot path read_ext4 patched[sysctl1] / base"]["value"] == 1.0  # by time
-    data["goals"] = bench.goals(data)
-    md = bench.render_markdown(data)
+    data["goals"] = report.goals(data)
+    md = report.render_markdown(data)
     assert "### Guest instructions (QEMU TCG plugin" in md
     assert "| read_ext4 | insns_per_page | 4410.0 (+-0.000 %, n=1) | 4446.0" in md
     assert "| 1.0082 | 1.0138 | 1.0056 | +25.0 |" in md
@@ -297,26 +298,26 @@ def test_default_kernel_bench_passes_the_plugin_only_under_tcg(
     seen: dict[str, Any] = {}
 
     @contextlib.contextmanager
-    def fake_booted(opts: Any, bz: Path, workdir: Path, budget_s: int = 3600,
-                    qemu_opts: Any = None) -> Any:
+    def fake_boot(bz: Path, workdir: Path, spec: Any, cache: Path, *,
+                  qemu_opts: Any = None, **kw: Any) -> Any:
         accel = seen["accel"]
         seen["opts"] = qemu_opts(accel) if qemu_opts else ()
         workdir.mkdir(parents=True, exist_ok=True)
         guest = PluginGuest(workdir / "insncount.out", 950)
         vmx = SimpleNamespace(console_text=lambda: "")
-        yield bench.BootedGuest(guest, vmx, accel, 9.0, 12.0, 1.0, 0)
+        choice = AccelChoice(accel, "test")
+        yield bootmod.Booted(vmx, guest, choice, 9.0, 12.0, 0.1, 1.0)  # type: ignore[arg-type]
 
     monkeypatch.setattr(insncount, "prepare_plugin", prepare)
-    monkeypatch.setattr(bench, "booted_guest", fake_booted)
-    cfg = bench.BenchConfig(reps=1, rounds=1, insn_windows=2)
-    kb = bench.default_kernel_bench(Options(cache=tmp_path / "cache"), cfg)
+    kb = hotpath.default_kernel_bench(Options(cache=tmp_path / "cache"), reps=1, rounds=1,
+                                      insn_windows=2, boot=fake_boot)
     seen["accel"] = "tcg"
     boot, runs = kb("patched", tmp_path / "bz", Path("/p/hotpath"), tmp_path / "w1")
     assert seen["opts"] == (f"-plugin {so},out={tmp_path}/w1/insncount.out",)
     assert boot["insn_plugin"]["available"] and not boot["insn_plugin"].get("disabled")
-    assert runs[0]["metrics"]["read_ext4"]["insns_per_page"]["samples"] == [950.0, 951.0]
+    assert runs[0].metrics["read_ext4"]["insns_per_page"]["samples"] == [950.0, 951.0]
     seen["accel"] = "kvm"
     boot, runs = kb("base", tmp_path / "bz", Path("/p/hotpath"), tmp_path / "w2")
     assert seen["opts"] == () and built == [1]  # built once per bench
     assert boot["insn_plugin"]["disabled"] and "kvm" in boot["insn_plugin"]["reason"]
-    assert "insn" not in runs[0] and "insns_per_page" not in runs[0]["metrics"]["read_ext4"]
+    assert runs[0].insn is None and "insns_per_page" not in runs[0].metrics["read_ext4"]

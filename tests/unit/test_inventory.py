@@ -16,8 +16,7 @@ from pathlib import Path
 import pytest
 
 from harness.model import Status
-from harness.stages import boot as vm
-from harness.stages import inventory, suites
+from harness.stages import inventory, suites, vm
 from harness.stages.ssh import CmdResult
 
 from fakes import FakeGuest, write_exe

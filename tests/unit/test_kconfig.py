@@ -9,24 +9,25 @@ import pytest
 
 from harness.errors import ConfigError, UserError
 from harness.stages import config as kconfig
+from harness.stages import kconfig as klang
 
 from fakes import make_fake_tree, write_exe
 
 
 def test_parse_config_and_fragment_validation(tmp_path: Path) -> None:
-    vals = kconfig.parse_config("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n# note\n")
+    vals = klang.parse_config("CONFIG_A=y\n# CONFIG_B is not set\nCONFIG_C=\"x y\"\n# note\n")
     assert vals == {"A": "y", "B": "n", "C": '"x y"'}
     bad = tmp_path / "bad.config"
     bad.write_text("CONFIG_A=y\nMEMCG=y\n")
     with pytest.raises(ConfigError, match=r"bad.config:2: not a CONFIG_ line"):
-        kconfig.Fragment.load(bad)
+        klang.Fragment.load(bad)
 
 
 def test_requested_last_fragment_wins_and_override_is_noted(tmp_path: Path) -> None:
     a, b = tmp_path / "a.config", tmp_path / "b.config"
     a.write_text("CONFIG_X=y\nCONFIG_Y=y\n")
     b.write_text("# CONFIG_X is not set\n")
-    req, notes = kconfig.requested_options([kconfig.Fragment.load(a), kconfig.Fragment.load(b)])
+    req, notes = klang.requested_options([klang.Fragment.load(a), klang.Fragment.load(b)])
     assert req["X"].value == "n" and req["X"].fragment == b and req["Y"].value == "y"
     assert notes == ["CONFIG_X: a.config asks y, b.config overrides with n"]
 
@@ -42,12 +43,12 @@ def test_requested_last_fragment_wins_and_override_is_noted(tmp_path: Path) -> N
     ("$(cc-option,-foo) && A", {"A": "y"}, 2),
 ])
 def test_eval_expr(expr: str, cfg: dict[str, str], want: int) -> None:
-    assert kconfig.eval_expr(expr, cfg) == want
+    assert klang.eval_expr(expr, cfg) == want
 
 
 def test_index_follows_source_if_menu_and_skips_help(tmp_path: Path) -> None:
     tree = make_fake_tree(tmp_path / "tree", commit=False)
-    idx = kconfig.KconfigIndex(tree)
+    idx = klang.KconfigIndex(tree)
     memcg = idx.symbols["MEMCG"][0]
     assert memcg.depends == ["CGROUPS", "BLOCK && !BROKEN"]  # menu dep + own (continued line)
     assert memcg.has_prompt and memcg.file == "Kconfig"
@@ -63,10 +64,10 @@ def test_verify_explains_unmet_dependency_unknown_and_forced(tmp_path: Path) -> 
     frag = tmp_path / "f.config"
     frag.write_text("CONFIG_MEMCG=y\nCONFIG_NOT_IN_TREE=y\n# CONFIG_PAGE_COUNTER is not set\n"
                     "CONFIG_CGROUPS=y\n")
-    req, _ = kconfig.requested_options([kconfig.Fragment.load(frag)])
+    req, _ = klang.requested_options([klang.Fragment.load(frag)])
     final = {"CGROUPS": "y", "BLOCK": "n", "MEMCG": "n", "PAGE_COUNTER": "y",
              "SOMETHING": "y"}
-    probs = {p.symbol: p for p in kconfig.verify(final, req, tree)}
+    probs = {p.symbol: p for p in klang.verify(final, req, tree)}
     assert set(probs) == {"MEMCG", "NOT_IN_TREE", "PAGE_COUNTER"}
     m = probs["MEMCG"].describe()
     assert m.startswith("CONFIG_MEMCG=y (from f.config) is is not set") or "CONFIG_MEMCG=y" in m
@@ -74,7 +75,7 @@ def test_verify_explains_unmet_dependency_unknown_and_forced(tmp_path: Path) -> 
     assert "unknown to this tree" in probs["NOT_IN_TREE"].reason and probs["NOT_IN_TREE"].fatal
     assert "has no prompt" in probs["PAGE_COUNTER"].reason or "selected by" in \
         probs["PAGE_COUNTER"].reason
-    lenient = {p.symbol: p for p in kconfig.verify(final, req, tree, unknown_is_error=False)}
+    lenient = {p.symbol: p for p in klang.verify(final, req, tree, unknown_is_error=False)}
     assert not lenient["NOT_IN_TREE"].fatal
 
 
@@ -82,8 +83,8 @@ def test_module_request_satisfied_by_builtin_without_modules(tmp_path: Path) -> 
     tree = make_fake_tree(tmp_path / "tree", commit=False)
     frag = tmp_path / "f.config"
     frag.write_text("CONFIG_LRU_GEN=m\n")
-    req, _ = kconfig.requested_options([kconfig.Fragment.load(frag)])
-    assert kconfig.verify({"LRU_GEN": "y", "MODULES": "n"}, req, tree) == []
+    req, _ = klang.requested_options([klang.Fragment.load(frag)])
+    assert klang.verify({"LRU_GEN": "y", "MODULES": "n"}, req, tree) == []
 
 
 def _fake_vng(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
@@ -155,14 +156,14 @@ def test_real_kconfig_tree_if_available() -> None:
     tree = REAL_TREE
     if not (tree / "Kconfig").is_file():
         pytest.skip("no real kernel tree in the cache")
-    idx = kconfig.KconfigIndex(tree)
+    idx = klang.KconfigIndex(tree)
     assert "EXT4_FS" in idx.symbols and idx.symbols["EXT4_FS"][0].depends == ["BLOCK"]
 
 
 def test_profile_base_config_reaches_virtme_configkernel(tmp_path: Path, monkeypatch) -> None:
     """tiny/debug start from --allnoconfig, slim/vng from --defconfig; a change of the
     starting point regenerates the config and gets its own O= directory."""
-    from harness.modes import run as pipeline
+    from harness.stages import profiles
 
     tree = make_fake_tree(tmp_path / "tree")
     exe = _fake_vng(tmp_path, monkeypatch)
@@ -177,13 +178,13 @@ def test_profile_base_config_reaches_virtme_configkernel(tmp_path: Path, monkeyp
     assert seen.read_text().split() == ["--allnoconfig", "--defconfig"]
     with pytest.raises(ValueError):
         kconfig.make_config(tree, "c1", kb, frags, tmp_path / "config.log", base_config="--x")
-    assert pipeline.get_profile("default").name == pipeline.DEFAULT_PROFILE == "tiny"
-    assert {p.base for p in pipeline.PROFILES.values()} == {"--allnoconfig", "--defconfig"}
-    keys = {pipeline.kbuild_for(tmp_path, "wt", frags, p) for p in ("tiny", "slim", "vng", "debug")}
+    assert profiles.get_profile("default").name == profiles.DEFAULT_PROFILE == "tiny"
+    assert {p.base for p in profiles.PROFILES.values()} == {"--allnoconfig", "--defconfig"}
+    keys = {kconfig.kbuild_for(tmp_path, "wt", frags, p) for p in ("tiny", "slim", "vng", "debug")}
     assert len(keys) == 4
-    assert pipeline.kbuild_for(tmp_path, "wt", frags, "tiny", unpatched=True) not in keys
+    assert kconfig.kbuild_for(tmp_path, "wt", frags, "tiny", unpatched=True) not in keys
     with pytest.raises(UserError, match="--profile 'nope'"):
-        pipeline.get_profile("nope")
+        profiles.get_profile("nope")
 
 
 def test_config_reused_from_another_checkout_of_the_same_fragments(tmp_path: Path,

@@ -231,7 +231,7 @@ def test_kmemleak_backtrace_without_task_markers() -> None:
 
 
 def test_wrapped_dmesg_falls_back_to_the_console(tmp_path) -> None:
-    from harness.modes.run import _log_buffer_wrapped
+    from harness.report.kernellog import log_buffer_wrapped as _log_buffer_wrapped
 
     console = tmp_path / "console.log"
     console.write_text("[    0.000000] Linux version 6.12.117\n[ 1.0] RECHARGE-HARNESS: begin x\n")

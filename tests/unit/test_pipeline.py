@@ -10,7 +10,7 @@ import pytest
 from harness import paths, record
 from harness.model import Options
 from harness.modes.run import STAGES, Pipeline
-from harness.stages import boot as vm
+from harness.stages import vm
 
 from fakes import FakeGuest, git, run_programs, write_exe, write_fake_vng
 

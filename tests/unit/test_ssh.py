@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import SshError
-from harness.stages import boot as vm
+from harness.stages import vm
 from harness.stages.ssh import Guest
 
 SSHD = "/usr/sbin/sshd"

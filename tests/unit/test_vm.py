@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from harness.errors import InfraError, UserError
-from harness.stages import boot as vm
+from harness.stages import accel, vm
 
 from fakes import write_exe
 
@@ -93,20 +93,20 @@ def test_scratch_images_are_sparse_and_labelled(tmp_path: Path) -> None:
     assert b"rhswap" in swap.read_bytes()[:8192] and b"SWAPSPACE2" in swap.read_bytes()[:8192]
 
 
-@pytest.mark.parametrize("mode,accel,why", [
+@pytest.mark.parametrize("mode,want,why", [
     ("hang", "tcg", "did not finish booting within 1s"),
     ("fail", "tcg", "failed to set MSR 0x10a"),
     ("ok", "kvm", "KVM test boot succeeded"),
     ("halt", "kvm", "guest halted; killed at the deadline"),
 ])
-def test_kvm_probe(tmp_path: Path, monkeypatch, fake_vng, mode: str, accel: str, why: str) -> None:
+def test_kvm_probe(tmp_path: Path, monkeypatch, fake_vng, mode: str, want: str, why: str) -> None:
     monkeypatch.setenv("FAKE_VNG_MODE", mode)
-    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: None)
-    monkeypatch.setattr(vm, "PROBE_TIMEOUT_S", 1.0)
+    monkeypatch.setattr(accel, "_kvm_usable_device", lambda: None)
+    monkeypatch.setattr(accel, "PROBE_TIMEOUT_S", 1.0)
     start = time.monotonic()
-    choice = vm.probe_kvm(Path("/k/bzImage"), tmp_path / "work", timeout_s=1.0)
+    choice = accel.probe_kvm(Path("/k/bzImage"), tmp_path / "work", timeout_s=1.0)
     assert time.monotonic() - start < 8
-    assert choice.accel == accel and why in choice.reason and choice.probed
+    assert choice.accel == want and why in choice.reason and choice.probed
     calls = (tmp_path / "vng-calls").read_text()
     assert "--disable-kvm" not in calls and "RECHARGE-HARNESS-KVM-PROBE-OK" in calls
 
@@ -114,9 +114,9 @@ def test_kvm_probe(tmp_path: Path, monkeypatch, fake_vng, mode: str, accel: str,
 def test_probe_that_never_reached_qemu_is_an_error_not_a_verdict(tmp_path: Path, monkeypatch,
                                                                  fake_vng) -> None:
     monkeypatch.setenv("FAKE_VNG_MODE", "broken")
-    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: None)
+    monkeypatch.setattr(accel, "_kvm_usable_device", lambda: None)
     with pytest.raises(InfraError, match="vng failed before QEMU ran .*virtme-run: not found"):
-        vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+        accel.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
     assert not (tmp_path / "cache" / "kvm-probe.json").exists()
 
 
@@ -129,23 +129,23 @@ def test_vng_env_puts_vng_dir_on_path(tmp_path: Path, monkeypatch, fake_vng) -> 
 
 def test_choose_accel_caches_the_probe(tmp_path: Path, monkeypatch, fake_vng) -> None:
     monkeypatch.setenv("FAKE_VNG_MODE", "fail")
-    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: None)
-    c1 = vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+    monkeypatch.setattr(accel, "_kvm_usable_device", lambda: None)
+    c1 = accel.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
     assert c1.accel == "tcg" and "cached" not in c1.reason
     assert json.loads((tmp_path / "cache" / "kvm-probe.json").read_text())["accel"] == "tcg"
     monkeypatch.setenv("FAKE_VNG_MODE", "ok")  # would say KVM, but the verdict is cached
-    c2 = vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+    c2 = accel.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
     assert c2.accel == "tcg" and "cached probe result" in c2.reason
-    assert vm.choose_accel("tcg", Path("/k"), tmp_path, tmp_path).reason == "--accel tcg"
+    assert accel.choose_accel("tcg", Path("/k"), tmp_path, tmp_path).reason == "--accel tcg"
 
 
 def test_no_kvm_device_means_tcg_without_probe(tmp_path: Path, monkeypatch, fake_vng) -> None:
-    monkeypatch.setattr(vm, "_kvm_usable_device", lambda: "no /dev/kvm on this host")
-    c = vm.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
-    assert c == vm.AccelChoice("tcg", "no /dev/kvm on this host")
+    monkeypatch.setattr(accel, "_kvm_usable_device", lambda: "no /dev/kvm on this host")
+    c = accel.choose_accel("auto", Path("/k"), tmp_path / "cache", tmp_path / "w")
+    assert c == accel.AccelChoice("tcg", "no /dev/kvm on this host")
     assert not (tmp_path / "vng-calls").exists()
     with pytest.raises(UserError, match="--accel kvm: no /dev/kvm"):
-        vm.choose_accel("kvm", Path("/k"), tmp_path, tmp_path)
+        accel.choose_accel("kvm", Path("/k"), tmp_path, tmp_path)
 
 
 def _alive(pid: int) -> bool:

@@ -13,9 +13,8 @@ import pytest
 from harness.errors import UserError
 from harness.model import Status
 from harness.options import forward_args
-from harness.stages import boot as vm
-from harness.stages import build, suites, widenet
-from harness.stages import config as kconfig
+from harness.stages import build, suites, vm, widenet
+from harness.stages import kconfig as klang
 from harness.stages.ssh import CmdResult
 
 from fakes import FakeGuest, git, make_fake_tree, make_project, write_exe, write_fake_vng
@@ -234,7 +233,7 @@ def test_no_suite_adds_a_fragment_the_mm_one_is_in_every_profile(tmp_path: Path)
 
 
 def test_mm_fragment_sets_what_the_chosen_tests_need() -> None:
-    frag = kconfig.Fragment.load(ROOT / "kconfig" / "mmtests.config")
+    frag = klang.Fragment.load(ROOT / "kconfig" / "mmtests.config")
     need = {"GUP_TEST", "USERFAULTFD", "PTE_MARKER_UFFD_WP", "MEM_SOFT_DIRTY", "KSM",
             "TRANSPARENT_HUGEPAGE", "SECRETMEM", "HUGETLBFS", "MIGRATION",
             "CHECKPOINT_RESTORE"}  # MEM_SOFT_DIRTY depends on it
@@ -375,16 +374,16 @@ def test_compare_finds_the_mm_build_directory(tmp_path: Path, monkeypatch) -> No
     from harness import paths
     from harness.model import Options
     from harness.modes import compare
-    from harness.modes import run as pipeline
+    from harness.stages import config as configmod
 
     project = make_project(tmp_path / "project")
     (project / "kconfig" / "mmtests.config").write_text("CONFIG_BLOCK=y\n")
     worktree = paths.cache_root() / "worktrees" / "debian-6.12"
     worktree.mkdir(parents=True)
     opts = Options(project=project, cache=paths.cache_root(), suites=("mm",))
-    frags = pipeline.fragments_for(project, worktree, opts.profile)
+    frags = configmod.fragments_for(project, worktree, opts.profile)
     assert frags[-2].name == "mmtests.config"  # in every profile, before the profile's own
-    kb = pipeline.kbuild_for(opts.cache, "debian-6.12", frags, opts.profile)
+    kb = configmod.kbuild_for(opts.cache, "debian-6.12", frags, opts.profile)
     kb.mkdir(parents=True)
     assert compare.pipeline_kbuild(opts) == kb
     assert compare.pipeline_kbuild(Options(project=project, cache=paths.cache_root())) == kb

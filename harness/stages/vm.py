@@ -1,0 +1,272 @@
+"""The guest machine with virtme-ng: the vng command line, its scratch disks, the VM.
+
+``vng --run <bzImage> --user root --memory M --cpus C --ssh PORT --ssh-tcp -v
+[--disable-kvm --qemu-opts=-accel tcg,thread=single] --disk <ext4> --disk <swap>
+-- sleep <budget>``: a headless guest whose lifetime is bounded by ``budget``
+even if the harness dies, reachable over SSH on 127.0.0.1:PORT.
+
+vng runs in its own session; stopping the VM kills the whole session (QEMU,
+virtiofsd, vng's shell).  vng's HOME is a private 0700 directory of the run,
+so vng generates a per-run SSH key pair and per-run host keys there (the guest
+authorises only that key; the user's own ~/.ssh keys are not involved).
+Nothing here starts a guest by itself: :func:`harness.stages.boot.boot` does.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from harness import proc
+from harness.errors import BootError, InfraError, UserError
+from harness.stages.config import vng_tool
+
+log = logging.getLogger(__name__)
+
+#: How long to watch a fresh vng for an immediate exit (e.g. QEMU could not bind the port).
+PORT_CHECK_S = 3.0
+TCG_QEMU_OPTS = "-accel tcg,thread=single"
+_VIRTIOFSD_CANDIDATES = ("/usr/libexec/virtiofsd", "/usr/lib/virtiofsd", "/usr/lib/qemu/virtiofsd")
+_PORT_BUSY_RE = re.compile(r"host forwarding rule|Could not set up host forwarding|Address already in use",
+                           re.I)
+_PANIC_RE = re.compile(r"Kernel panic - not syncing.*|BUG: .*|Oops: .*")
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    bzimage: Path
+    memory: str = "3G"
+    cpus: int = 2
+    accel: str = "tcg"
+    disks: tuple[Path, ...] = ()
+    budget_s: int = 3600
+    force_9p: bool = False
+    tcg_multithread: bool = False
+    extra_append: tuple[str, ...] = ()
+    #: more QEMU options, each one ``--qemu-opts=`` (e.g. a TCG plugin: harness.stages.insncount)
+    qemu_opts: tuple[str, ...] = ()
+
+
+def parse_memory(text: str) -> str:
+    """Validate ``--memory`` (e.g. 3G, 1536M, 2048); return it unchanged."""
+    if not re.fullmatch(r"\d+[MGmg]?", text) or int(re.sub(r"\D", "", text)) == 0:
+        raise UserError(f"--memory {text!r}: expected a size like 3G or 1536M")
+    return text.upper()
+
+
+@functools.lru_cache(maxsize=1)
+def virtiofsd_available() -> bool:
+    """True if a *Rust* virtiofsd is installed (the one vng can use).
+
+    QEMU 7.2's C virtiofsd (Debian 12: /usr/lib/qemu/virtiofsd) answers
+    ``--version`` too, but cannot start the way vng runs it: vng then waits ~3 s
+    and falls back to 9p.  Passing ``--force-9p`` right away saves that wait.
+    """
+    cands = [shutil.which("virtiofsd"), *_VIRTIOFSD_CANDIDATES, "/usr/lib/virtiofsd/virtiofsd"]
+    for c in cands:
+        if not c or not os.access(c, os.X_OK) or os.path.isdir(c):
+            continue
+        try:
+            res = subprocess.run([c, "--version"], capture_output=True, text=True, timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            continue
+        text = res.stdout + res.stderr
+        if res.returncode == 0 and "QEMU" not in text and "Fabrice Bellard" not in text:
+            return True
+    return False
+
+
+def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[str]:
+    """The exact vng command line (pure function, unit tested)."""
+    argv = [vng_tool("vng"), "--run", str(spec.bzimage), "--user", "root",
+            "--memory", spec.memory, "--cpus", str(spec.cpus), "-v"]
+    if port:
+        argv += ["--ssh", str(port), "--ssh-tcp"]
+    if spec.force_9p:
+        argv.append("--force-9p")
+    for a in spec.extra_append:
+        argv += ["--append", a]
+    for d in spec.disks:
+        if any(c in str(d) for c in "=, "):
+            raise UserError(f"disk image path {d} must not contain '=', ',' or spaces (vng)")
+        argv += ["--disk", str(d)]
+    if spec.accel == "tcg":
+        argv.append("--disable-kvm")
+        if not spec.tcg_multithread:
+            argv.append(f"--qemu-opts={TCG_QEMU_OPTS}")
+    argv += [f"--qemu-opts={o}" for o in spec.qemu_opts]
+    argv += ["--", *(command or ["sleep", str(spec.budget_s)])]
+    return argv
+
+
+def vng_env(home: Path) -> dict[str, str]:
+    """Environment for vng: a private HOME, and its own bin dir on PATH (vng runs
+    ``virtme-run`` through the shell, so an un-activated venv would not find it)."""
+    bindir = str(Path(vng_tool("vng")).parent)
+    path = os.environ.get("PATH", "")
+    if bindir not in path.split(os.pathsep):
+        path = bindir + os.pathsep + path
+    return {"HOME": str(home), "PATH": path}
+
+
+def free_port(avoid: set[int] | None = None) -> int:
+    """A currently free TCP port on 127.0.0.1 (the kernel picks it)."""
+    for _ in range(20):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port = int(s.getsockname()[1])
+        if not avoid or port not in avoid:
+            return port
+    raise InfraError("could not find a free TCP port on 127.0.0.1")  # pragma: no cover
+
+
+def port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+# --------------------------------------------------------------- scratch --
+
+
+def make_scratch_images(directory: Path, ext4_mib: int = 1024, swap_mib: int = 512,
+                        log_path: Path | None = None) -> tuple[Path, Path]:
+    """Sparse ``rhscratch.ext4`` (mkfs.ext4 -L rhscratch) and ``rhswap.img`` (mkswap -L rhswap)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    ext4 = directory / "rhscratch.ext4"
+    swap = directory / "rhswap.img"
+    for path, size in ((ext4, ext4_mib), (swap, swap_mib)):
+        with open(path, "wb") as f:
+            f.truncate(size * 1024 * 1024)
+    for argv in (
+        [_sbin("mkfs.ext4"), "-F", "-q", "-L", "rhscratch", str(ext4)],
+        [_sbin("mkswap"), "-L", "rhswap", str(swap)],
+    ):
+        res = proc.run(argv, cwd=directory, timeout=120, log_path=log_path)
+        if res.returncode != 0:
+            raise InfraError(f"{Path(argv[0]).name} failed: {res.tail[-1] if res.tail else ''}",
+                             log=log_path)
+    return ext4, swap
+
+
+def _sbin(name: str) -> str:
+    found = shutil.which(name) or next(
+        (str(p) for p in (Path("/usr/sbin") / name, Path("/sbin") / name) if p.exists()), None)
+    if not found:
+        raise InfraError(f"{name} not found (apt-get install e2fsprogs util-linux)")
+    return found
+
+
+# -------------------------------------------------------------------- VM --
+
+
+def private_home(path: Path) -> Path:
+    path.mkdir(parents=True, exist_ok=True)
+    os.chmod(path, stat.S_IRWXU)
+    return path
+
+
+@dataclass
+class Vm:
+    """A running guest.  ``stop()`` (or leaving the ``with`` block) kills everything."""
+
+    spec: VmSpec
+    workdir: Path  # console.log, vng.stdout, vng-cmd.txt, home/
+    port: int = 0
+    process: proc.Background | None = None
+    started_at: float = 0.0
+    attempts: list[str] = field(default_factory=list)
+
+    @property
+    def console_log(self) -> Path:
+        return self.workdir / "console.log"
+
+    @property
+    def home(self) -> Path:
+        return self.workdir / "home"
+
+    @property
+    def ssh_dir(self) -> Path:
+        return self.home / ".cache" / "virtme-ng" / ".ssh"
+
+    @property
+    def key_path(self) -> Path:
+        return self.ssh_dir / "id_virtme"
+
+    def host_key_files(self) -> list[Path]:
+        return sorted((self.ssh_dir / "etc" / "ssh").glob("ssh_host_*_key.pub"))
+
+    def start(self, port_retries: int = 3) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        private_home(self.home)
+        tried: set[int] = set()
+        for _attempt in range(1, port_retries + 1):
+            self.port = free_port(tried)
+            tried.add(self.port)
+            argv = vng_argv(self.spec, self.port)
+            (self.workdir / "vng-cmd.txt").write_text(" ".join(argv) + "\n")
+            log.info("vm: starting %s guest, ssh on 127.0.0.1:%d (console: %s)",
+                     self.spec.accel.upper(), self.port, self.console_log)
+            self.started_at = time.monotonic()
+            self.process = proc.Background(
+                argv, cwd=self.workdir, stdout_path=self.workdir / "vng.stdout",
+                stderr_path=self.console_log, env=vng_env(self.home),
+            )
+            # A port grabbed by someone else between free_port() and QEMU's bind
+            # makes QEMU exit at once; detect that and pick another port.
+            deadline = time.monotonic() + PORT_CHECK_S
+            while time.monotonic() < deadline and self.process.poll() is None:
+                time.sleep(0.2)
+            if self.process.poll() is not None and _PORT_BUSY_RE.search(self.console_text()):
+                self.attempts.append(f"port {self.port} taken")
+                log.warning("vm: port %d was taken, retrying with another one", self.port)
+                self.process.stop()
+                continue
+            return
+        raise BootError(f"could not start the guest: ports {sorted(tried)} all taken",
+                        log=self.console_log)
+
+    def console_text(self) -> str:
+        try:
+            return self.console_log.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+    def alive(self) -> bool:
+        return self.process is not None and self.process.poll() is None
+
+    def death_reason(self) -> str:
+        """Why the guest is gone, from the console log."""
+        text = self.console_text()
+        rc = self.process.poll() if self.process else None
+        m = _PANIC_RE.search(text)
+        if m:
+            return f"guest died: {m.group(0).strip()[:200]}"
+        tail = [l for l in text.splitlines() if l.strip()][-1:] or ["no console output"]
+        return f"vng exited with status {rc}: {tail[0].strip()[:200]}"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+        # The private key is of no use once the guest is gone.
+        shutil.rmtree(self.home, ignore_errors=True)
+
+    def __enter__(self) -> "Vm":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
