@@ -171,13 +171,13 @@ def _kmem_like() -> suites.Suite:
 
 
 @pytest.mark.parametrize("text,ncpu,want", [
-    (_percpu(7_606_272, 4_320_000), "1", "xfail"),  # the numbers it was measured with
-    (_percpu(7_606_272, 4_312_800), "1", "xfail"),  # the patched kernel's, within tolerance
-    (_percpu(7_606_272, 4_320_000), "4", "fail"),  # another CPU count: not that evidence
-    (_percpu(7_606_272, 0), "1", "fail"),  # no percpu charged at all: another bug
-    (_percpu(90_000_000, 4_320_000), "1", "fail"),  # a leak, not the slab overhead
-    (PERCPU_OK + "not ok 2 test_percpu_basic\n", "1", "fail"),  # no numbers printed
-    (_percpu(7_606_272, 4_320_000), None, "fail"),  # CPU count unknown
+    (_percpu(8_912_896, 5_750_400), "2", "xfail"),  # the numbers it was measured with
+    (_percpu(8_912_896, 5_746_560), "2", "xfail"),  # the patched kernel's, within tolerance
+    (_percpu(8_912_896, 5_750_400), "4", "fail"),  # another CPU count: not that evidence
+    (_percpu(8_912_896, 0), "2", "fail"),  # no percpu charged at all: another bug
+    (_percpu(90_000_000, 5_750_400), "2", "fail"),  # a leak, not the slab overhead
+    (PERCPU_OK + "not ok 2 test_percpu_basic\n", "2", "fail"),  # no numbers printed
+    (_percpu(8_912_896, 5_750_400), None, "fail"),  # CPU count unknown
 ])
 def test_known_failure_only_matches_its_evidence(tmp_path: Path, text: str,
                                                  ncpu: str | None, want: str) -> None:
