@@ -415,10 +415,15 @@ class Pipeline:
                 raise BootError(f"guest shell not usable: {first.error or first.stderr}",
                                 log=c.vm.console_log)
             shell_s = time.monotonic() - c.vm.started_at
+            # SSH ready -> first command done: a new session's start-up (sshd, PAM, root's
+            # login shell and its start-up files).
+            first_s = shell_s - boot_s
             st["detail"] = (f"{c.accel.accel.upper()} guest up, SSH after {boot_s:.1f}s, "
-                            f"shell after {shell_s:.1f}s (port {c.vm.port})")
+                            f"first command {first_s:.2f}s later (port {c.vm.port})")
+            log.info("vm: SSH ready -> first command done in %.2fs", first_s)
             self.meta.update("vm", {"port": c.vm.port, "boot_to_ssh_s": round(boot_s, 1),
                                     "boot_to_shell_s": round(shell_s, 1),
+                                    "first_command_s": round(first_s, 2),
                                     "ssh_wait_s": round(waited, 1)})
         with self.stage("guest-setup", "guest-setup.log") as st:
             script = o.project / "selftests" / "guest-setup.sh"

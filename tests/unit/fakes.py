@@ -145,7 +145,15 @@ class FakeGuest:
         pass
 
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0) -> CmdResult:
+            kill_after: float = 10.0, on_line: Callable[[str], None] | None = None
+            ) -> CmdResult:
+        res = self._answer(command, timeout, cwd)
+        if on_line is not None:  # as the real one: stdout line by line, then the result
+            for l in res.stdout.splitlines():
+                on_line(l)
+        return res
+
+    def _answer(self, command: str, timeout: float, cwd: str | None) -> CmdResult:
         self.calls.append((command, timeout, cwd))
         if command.startswith("cat /proc/sys/vm/recharge"):
             out = (self.sysctl or "absent") + "\n"

@@ -94,3 +94,35 @@ def test_wrong_host_key_is_rejected(sshd, tmp_path: Path) -> None:  # type: igno
     g = Guest("127.0.0.1", port, "root", d / "client", [tmp_path / "other.pub"])
     with pytest.raises(SshError, match="host key does not match"):
         g.connect(5.0)
+
+
+def test_output_lines_stream_while_the_command_runs(sshd) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    g.connect(20.0)
+    got: list[tuple[str, float]] = []
+    cmd = "echo one; sleep 1.5; echo '@@RC 1 0'; echo two >&2; sleep 1.5; printf last"
+    for run in (g.run, g.run_exec):
+        got.clear()
+        start = time.monotonic()
+        r = run(cmd, 30, on_line=lambda l, t0=start: got.append((l, time.monotonic() - t0)))
+        took = time.monotonic() - start
+        assert r.exit_code == 0 and r.stdout == "one\n@@RC 1 0\nlast" and r.stderr == "two\n"
+        assert [l for l, _ in got] == ["one", "@@RC 1 0", "last"], run
+        assert got[0][1] < took - 2.0  # "one" arrived long before the end
+    # a child left running does not hold the command (its output goes to a file)
+    start = time.monotonic()
+    r = g.run("(sleep 20 &) ; echo bye", 30, on_line=lambda l: None)
+    assert r.stdout == "bye\n" and time.monotonic() - start < 10
+    assert g.persistent
+    g.close()
+
+
+def test_shell_script_streaming_form() -> None:
+    from harness.stages.ssh import shell_script
+
+    plain = shell_script(3, "ls", 10, cwd=None, kill_after=5)
+    assert "tail" not in plain and "@@RC 3 $rc" in plain
+    s = shell_script(4, "ls", 10, cwd="/x", kill_after=5, stream=True)
+    assert "tail -s 0.2 -n +1 -f --pid=$p" in s and "'s/^/@@O 4 /'" in s
+    assert s.index("wait $p; rc=$?; echo;") < s.index("@@RC 4 $rc")
