@@ -108,6 +108,19 @@ def fragments_for(project: Path, tree: Path, profile: str) -> list[Path]:
     return frags
 
 
+def kernel_dir_files(d: Path) -> tuple[Path, Path | None]:
+    """``--kernel-dir``: the bzImage and the ``.config`` of a run directory (a ``build``'s
+    or a ``run``'s; its kernel/ and guest/ are what the guest boots and runs)."""
+    if not d.is_dir():
+        raise UserError(f"--kernel-dir {d}: no such directory")
+    bz = next((p for p in (d / "kernel" / "bzImage", d / "bzImage") if p.is_file()), None)
+    if bz is None:
+        raise UserError(f"--kernel-dir {d}: no kernel/bzImage (a run directory of "
+                        "`recharge-harness build` has one)")
+    cfg = next((p for p in (d / "config", d / ".config") if p.is_file()), None)
+    return bz, cfg
+
+
 @dataclass
 class Context:
     """What the stages hand each other (mutable, lives for one run)."""
@@ -153,6 +166,8 @@ class Pipeline:
         self.meta = Metadata(self.run_dir / "metadata.json", list(opts.argv))
         self.last = LAST_STAGE[opts.command]
         self.findings: Any = None
+        #: ``--kernel-dir``: the commits its kernel was built from (its metadata.json)
+        self.kernel_source: dict[str, str] = {}
         self._file_handler = logging.FileHandler(self.run_dir / "harness.log", encoding="utf-8")
         self._file_handler.setLevel(logging.DEBUG)
         self._file_handler.setFormatter(
@@ -228,6 +243,10 @@ class Pipeline:
 
     def _run_stages(self) -> None:
         o, c = self.o, self.ctx
+        if o.kernel_dir is not None:
+            self._use_kernel_dir(o.kernel_dir)
+            self._boot_and_test()
+            return
         with self.stage("source", "source.log") as st:
             if self.wants("boot") and shutil.which("qemu-system-x86_64") is None:
                 # Before minutes of building a kernel that could not be booted.
@@ -344,6 +363,46 @@ class Pipeline:
             dst = self.path("guest") / origin
             shutil.copytree(d, dst, symlinks=True, dirs_exist_ok=True)
             c.guest_dirs[origin] = dst
+
+    def _use_kernel_dir(self, d: Path) -> None:
+        """``test --kernel-dir``: the kernel, .config and selftests another run built."""
+        c = self.ctx
+        with self.stage("build") as st:
+            if shutil.which("qemu-system-x86_64") is None:
+                raise InfraError("qemu-system-x86_64 not found (apt-get install "
+                                 "qemu-system-x86): needed to boot")
+            bz, cfg = kernel_dir_files(d)
+            kdir = self.path("kernel")
+            kdir.mkdir(exist_ok=True)
+            c.bzimage = kdir / "bzImage"
+            shutil.copy(bz, c.bzimage)
+            if cfg is not None:
+                shutil.copy(cfg, self.path("config"))
+                c.feature = inventory.config_claims(self.path("config"))
+            self.meta.update("inventory", {"option": inventory.FEATURE_OPTION,
+                                           "feature": c.feature})
+            for origin in ("cgroup", "own", widenet.MM_ORIGIN):
+                src = d / "guest" / origin
+                if src.is_dir():
+                    dst = self.path("guest") / origin
+                    shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+                    c.guest_dirs[origin] = dst
+                else:
+                    c.guest_dirs[origin] = None
+            # Where the kernel came from: the building run's source facts.
+            try:
+                import json
+
+                built = json.loads((d / "metadata.json").read_text())
+                src_meta = built.get("source", {})
+            except (OSError, ValueError, AttributeError):
+                src_meta = {}
+            self.kernel_source = {k: str(v) for k, v in src_meta.items()
+                                  if k in ("base_commit", "head_commit")}
+            self.meta.update("source", {**src_meta, "kernel_dir": str(d)})
+            have = [o for o, p in c.guest_dirs.items() if p is not None]
+            st["detail"] = (f"using the kernel of {d} (selftests: {', '.join(have) or 'none'}"
+                            + ("" if cfg else "; no config: the feature is not judged") + ")")
 
     def _build_stages(self, tree: Path, kbuild: Path) -> None:
         o, c = self.o, self.ctx
@@ -503,6 +562,8 @@ class Pipeline:
             if name not in done and self.wants(name) and name != "report":
                 if self.o.command == "test" and name == "selftests":
                     continue
+                if self.o.kernel_dir is not None and name in ("source", "apply", "config"):
+                    continue
                 self._record(StageResult(name, Status.NOTRUN, 0.0, None,
                                          "not reached" if error else "skipped"))
         if self.wants("suites"):
@@ -561,8 +622,9 @@ class Pipeline:
         detail = []
         status = Status.PASS
         props = {
-            "base_commit": c.src.base_commit if c.src else "",
-            "head_commit": c.applied.head_commit if c.applied else "",
+            "base_commit": c.src.base_commit if c.src else self.kernel_source.get("base_commit", ""),
+            "head_commit": (c.applied.head_commit if c.applied
+                            else self.kernel_source.get("head_commit", "")),
             "config_sha256": c.config.config_sha256 if c.config else "",
             "accel": c.accel.accel if c.accel else "",
             "accel_reason": c.accel.reason if c.accel else "",
