@@ -656,7 +656,7 @@ def booted_guest(opts: "Options", bzimage: Path, workdir: Path, budget_s: int = 
         vm.start()
         guest = Guest("127.0.0.1", vm.port, "root", vm.key_path, vm.host_key_files())
         try:
-            guest.connect(opts.boot_timeout_s, alive=vm.alive)
+            guest.connect(opts.boot_timeout_s, alive=vm.alive, ready=vm.guest_ready)
         except HarnessError as e:
             raise BootError(f"guest not reachable: {vm.death_reason() if not vm.alive() else e}",
                             log=vm.console_log) from e

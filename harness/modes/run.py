@@ -462,7 +462,7 @@ class Pipeline:
                             c.vm.host_key_files())
             deadline = o.boot_timeout_s if c.accel.accel == "tcg" else min(o.boot_timeout_s, 120)
             try:
-                waited = c.guest.connect(deadline, alive=c.vm.alive)
+                waited = c.guest.connect(deadline, alive=c.vm.alive, ready=c.vm.guest_ready)
             except Interrupted:  # SIGTERM while waiting: not the guest's fault
                 raise
             except HarnessError as e:
@@ -475,14 +475,17 @@ class Pipeline:
                                 log=c.vm.console_log)
             shell_s = time.monotonic() - c.vm.started_at
             # SSH ready -> first command done: a new session's start-up (sshd, PAM, root's
-            # login shell and its start-up files).
+            # login shell; none of the host root's start-up files: harness.stages.boot).
             first_s = shell_s - boot_s
+            ready_s = (round(c.vm.ready_at - c.vm.started_at, 1)
+                       if c.vm.ready_at is not None else None)
             st["detail"] = (f"{c.accel.accel.upper()} guest up, SSH after {boot_s:.1f}s, "
                             f"first command {first_s:.2f}s later (port {c.vm.port})")
             log.info("vm: SSH ready -> first command done in %.2fs", first_s)
             self.meta.update("vm", {"port": c.vm.port, "boot_to_ssh_s": round(boot_s, 1),
                                     "boot_to_shell_s": round(shell_s, 1),
                                     "first_command_s": round(first_s, 2),
+                                    "guest_ready_s": ready_s,
                                     "ssh_wait_s": round(waited, 1)})
         with self.stage("guest-setup", "guest-setup.log") as st:
             script = o.project / "selftests" / "guest-setup.sh"

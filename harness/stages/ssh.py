@@ -68,9 +68,14 @@ class Guest:
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         return client
 
-    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None) -> float:
+    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None,
+                ready: Callable[[], bool] | None = None, ready_grace_s: float = 90.0) -> float:
         """Retry with back-off until sshd answers; return seconds waited.
 
+        ``ready``: no attempt before it says the guest is ready for sessions
+        (harness.stages.boot.Vm.guest_ready: sshd reads root's passwd entry when a
+        connection logs in, so logging in earlier would give that connection the
+        host root's home); after ``ready_grace_s`` without it, connect anyway.
         Raises :class:`SshError` at the deadline or as soon as ``alive()`` says
         the guest is gone.
         """
@@ -80,6 +85,17 @@ class Guest:
         while True:
             if alive is not None and not alive():
                 raise SshError(f"guest exited while waiting for SSH (last: {last})")
+            if ready is not None and not ready():
+                waited = time.monotonic() - start
+                if waited > deadline_s:
+                    raise SshError(f"SSH to {self.host}:{self.port} not answering after "
+                                   f"{deadline_s:.0f}s (the guest never reported ready)")
+                if waited < ready_grace_s:
+                    time.sleep(0.1)
+                    continue
+                log.warning("ssh: the guest did not report ready in %.0fs; connecting anyway "
+                            "(its sessions may read the host root's start-up files)", waited)
+                ready = None
             client = self._new_client()
             try:
                 client.connect(

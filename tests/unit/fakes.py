@@ -124,6 +124,8 @@ class FakeGuest:
     ncpu: str | None = "2"  # the guest's online CPUs (None: not reported)
     port: int = 0
     calls: list[tuple[str, float, str | None]] = field(default_factory=list)
+    #: the ``ready`` callable the harness passed to ``connect`` (the guest's GUEST_READY)
+    ready: Callable[[], bool] | None = None
 
     @classmethod
     def factory(cls, **kw: object) -> Callable[..., FakeGuest]:
@@ -137,8 +139,10 @@ class FakeGuest:
     def commands(self) -> list[str]:
         return [c for c, _, _ in self.calls]
 
-    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None) -> float:
+    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None,
+                ready: Callable[[], bool] | None = None) -> float:
         assert alive is None or alive()
+        self.ready = ready
         return 0.1
 
     def close(self) -> None:

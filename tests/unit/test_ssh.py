@@ -126,3 +126,33 @@ def test_shell_script_streaming_form() -> None:
     s = shell_script(4, "ls", 10, cwd="/x", kill_after=5, stream=True)
     assert "tail -s 0.2 -n +1 -f --pid=$p" in s and "'s/^/@@O 4 /'" in s
     assert s.index("wait $p; rc=$?; echo;") < s.index("@@RC 4 $rc")
+
+
+def test_connect_waits_until_the_guest_is_ready(sshd) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    asked: list[float] = []
+    start = time.monotonic()
+
+    def ready() -> bool:
+        asked.append(time.monotonic() - start)
+        return asked[-1] > 1.0
+
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    waited = g.connect(20.0, ready=ready)
+    assert waited > 1.0 and len(asked) > 3 and g.client is not None
+    g.close()
+
+
+def test_connect_goes_on_without_ready_after_the_grace(sshd, caplog) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    with caplog.at_level("WARNING", logger="harness.stages.ssh"):
+        waited = g.connect(20.0, ready=lambda: False, ready_grace_s=0.5)
+    assert 0.5 <= waited < 15 and "did not report ready" in caplog.text
+    g.close()
+
+
+def test_connect_deadline_while_not_ready(tmp_path: Path) -> None:
+    g = Guest("127.0.0.1", vm.free_port(), "root", tmp_path / "nokey")
+    with pytest.raises(SshError, match="not answering after 1s .the guest never reported ready"):
+        g.connect(1.0, ready=lambda: False)
