@@ -116,6 +116,12 @@ def virtiofsd_available() -> bool:
     return False
 
 
+#: The kernel hands this ``--append`` to the guest's init as an environment variable,
+#: and udevd (virtme-ng's init starts it when the host has one) takes it as its kernel
+#: command line.  Needed when the host is a container (its /.dockerenv is the guest's
+#: too): systemd then reads PID 1's arguments instead of /proc/cmdline, misses vng's
+#: net.ifnames=0 and renames eth0 while DHCP configures it: no network, no SSH.
+UDEV_CMDLINE_ENV = "SYSTEMD_PROC_CMDLINE"
 #: What the guest command prints (on a line of its own, console and kmsg) once the
 #: guest's SSH sessions are ready to start without the host root's start-up files.
 GUEST_READY = "RECHARGE-HARNESS-GUEST-READY"
@@ -146,7 +152,7 @@ def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[
     argv = [vng_tool("vng"), "--run", str(spec.bzimage), "--user", "root",
             "--memory", spec.memory, "--cpus", str(spec.cpus), "-v"]
     if port:
-        argv += ["--ssh", str(port), "--ssh-tcp"]
+        argv += ["--ssh", str(port), "--ssh-tcp", "--append", f"{UDEV_CMDLINE_ENV}=net.ifnames=0"]
     if spec.force_9p:
         argv.append("--force-9p")
     for a in spec.extra_append:

@@ -53,7 +53,7 @@ def test_vng_argv_tcg_default() -> None:
     argv = vm.vng_argv(spec, 4242)
     assert argv[1:] == [
         "--run", "/k/bzImage", "--user", "root", "--memory", "3G", "--cpus", "2", "-v",
-        "--ssh", "4242", "--ssh-tcp", "--force-9p", "--disk", "/r/a.ext4", "--disk", "/r/b.img",
+        "--ssh", "4242", "--ssh-tcp", "--append", "SYSTEMD_PROC_CMDLINE=net.ifnames=0", "--force-9p", "--disk", "/r/a.ext4", "--disk", "/r/b.img",
         "--disable-kvm", "--qemu-opts=-accel tcg,thread=single", "--", *vm.guest_command(600)]
 
 
