@@ -14,7 +14,7 @@ authorises only that key; the user's own ~/.ssh keys are not involved).
 guest's ``/`` is the host's ``/`` (9p), and sshd runs every command, the
 harness's shell and SFTP included, as ``$SHELL -c ...`` of root's passwd entry
 with ``HOME`` from it; Debian's bash then reads ``~/.bashrc`` (it was started by
-sshd: SSH_CLIENT is set), i.e. the *host* root's (pyenv, cargo, ...: 3-7 s under
+sshd: SSH_CLIENT is set), i.e. the *host* root's (pyenv, cargo, ...: 3-9 s under
 TCG before the first command of every session).  virtme-ng's init starts sshd
 (``virtme-sshd-script``: host keys and authorized_keys copied to /run/sshd, its
 own sshd_config) and only then runs the guest command, so the command
