@@ -118,6 +118,15 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
             raise UserError(f"--shard {index}/{total}: no suite falls in this shard "
                             f"({len(chosen)} selected; use at most {len(chosen)} shards)")
         suites, shard_text = tuple(mine), f"{index}/{total}"
+    kernel_dir = getattr(args, "kernel_dir", None)
+    if kernel_dir is not None:
+        from harness.stages.kerneldir import kernel_dir_files
+
+        if args.tree is not None or args.series is not None:
+            raise UserError("--kernel-dir tests a kernel already built: --tree, --base and "
+                            "--series do not apply")
+        kernel_dir = kernel_dir.expanduser().resolve()
+        kernel_dir_files(kernel_dir)  # a directory without a kernel fails fast
     cache = paths.cache_root().resolve()
     return Options(
         command=args.command,
@@ -133,6 +142,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         suites=suites,
         cases=cases,
         shard=shard_text or None,
+        kernel_dir=kernel_dir,
         stress_s=getattr(args, "stress_seconds", None),
         soak_s=getattr(args, "soak_seconds", None),
         keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),

@@ -71,6 +71,8 @@ class Options:
     #: --case: only these cases of the project's programs (see suites.select_suites)
     cases: tuple[str, ...] = ()
     shard: str | None = None  # "I/N" when --shard chose ``suites``
+    #: ``test --kernel-dir``: a run directory holding kernel/bzImage, config, guest/
+    kernel_dir: Path | None = None
     stress_s: int | None = None  # --stress-seconds for the scenarios' stress case
     soak_s: int | None = None  # --soak-seconds for the soak suite (harness.stages.widenet)
     keep_vm_on_failure: bool = False

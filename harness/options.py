@@ -96,6 +96,11 @@ def add_run_options(sp: argparse.ArgumentParser, name: str) -> list[Forward]:
         g.add_argument("--shard", metavar="I/N",
                        help="run only shard I of N of the selected suites (round-robin over "
                        "their sorted names; for CI matrices, combine with `merge`)")
+    if name == "test":
+        g.add_argument("--kernel-dir", type=Path, metavar="DIR",
+                       help="test the kernel of a `build` (or `run`) run directory: "
+                       "DIR/kernel/bzImage, DIR/config and the selftests in DIR/guest/ "
+                       "(e.g. a CI artifact); no source, no build, no cache needed")
     return fwd
 
 
