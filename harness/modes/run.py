@@ -233,9 +233,11 @@ class Pipeline:
                 # Before minutes of building a kernel that could not be booted.
                 raise InfraError("qemu-system-x86_64 not found (apt-get install "
                                  "qemu-system-x86): needed to boot, nothing was built")
-            c.src = sourcemod.prepare_source(o.cache, o.tree, o.base, self.path("source.log"))
+            c.src = sourcemod.prepare_source(o.cache, o.tree, o.base, self.path("source.log"),
+                                             source=o.source)
             st["detail"] = f"{c.src.description} {c.src.base_commit[:12]}"
             self.meta.update("source", {"kind": c.src.kind, "repo": str(c.src.repo),
+                                        "release": c.src.release if c.src.kind == "debian" else "",
                                         "base_ref": c.src.base_ref,
                                         "base_commit": c.src.base_commit,
                                         "user_tree": str(c.src.user_tree or "")})
@@ -254,7 +256,8 @@ class Pipeline:
         assert c.src is not None
         with self.stage("apply") as st:
             series_file = o.series or (o.project / "patches" / "series")
-            ser = seriesmod.read_series(series_file, required=o.series is not None)
+            ser = (seriesmod.Series(None, ()) if o.no_series else  # --series none
+                   seriesmod.read_series(series_file, required=o.series is not None))
             c.applied = seriesmod.apply_series(c.src, ser, worktree, self.path("series"))
             a = c.applied
             if ser.empty:
