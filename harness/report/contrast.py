@@ -262,8 +262,8 @@ def oom_kills(cell: Cell) -> int | None:
 def columns(cell: Cell) -> dict[str, str]:
     """The table's text for one cell (the same words in HTML, Markdown and text)."""
     o, r = cell.obs, cell.run
-    out = {"dying": "-", "cleared": "-", "user": "-", "parent": "-", "dead": "-",
-           "oom": "-", "time": "-", "checks": "-"}
+    out = {"dying": "-", "cleared": "-", "removed": "-", "user": "-", "parent": "-",
+           "dead": "-", "oom": "-", "time": "-", "checks": "-"}
     if o is not None:
         if o.dying_end is not None:
             if o.dying_start is not None:
@@ -278,13 +278,13 @@ def columns(cell: Cell) -> dict[str, str]:
             out["cleared"] = human_ms(o.t_nodying_ms)
         elif o.printed("t_nodying_ms"):
             out["cleared"] = "never"
+        if o.removed is not None:
+            out["removed"] = human_bytes(o.removed)
         if o.has_split:
             out["user"] = human_bytes(o.user)
             out["parent"] = ("≥ " if o.split == "bound" and o.parent == 0 else "") + \
                 human_bytes(o.parent)
             out["dead"] = ("≤ " if o.split == "bound" else "") + human_bytes(o.dead)
-        elif o.removed is not None:
-            out["user"] = f"(removed {human_bytes(o.removed)})"
     kills = oom_kills(cell)
     out["oom"] = "-" if kills is None else str(kills)
     if r is not None:
@@ -299,6 +299,7 @@ def columns(cell: Cell) -> dict[str, str]:
 COLUMN_TITLES = {
     "dying": "dying memcgs (start → end, after)",
     "cleared": "back to baseline after",
+    "removed": "bytes removed",
     "user": "bytes at user",
     "parent": "bytes at parent",
     "dead": "bytes at dead memcgs",
@@ -329,9 +330,9 @@ def to_text(c: Contrast) -> str:
     for k in c.kernels:
         out.append(f"  {k.label:<26} {k.behaviour} [{k.run_dir}]")
     out.append("")
-    fmt = "{:<34} {:<26} {:<24} {:>8} {:>11} {:>12} {:>13} {:>4} {:>8}"
-    out.append(fmt.format("scenario", "kernel", "dying", "cleared", "user", "parent", "dead",
-                          "oom", "time"))
+    fmt = "{:<34} {:<26} {:<24} {:>8} {:>11} {:>11} {:>12} {:>13} {:>4} {:>8}"
+    out.append(fmt.format("scenario", "kernel", "dying", "cleared", "removed", "user", "parent",
+                          "dead", "oom", "time"))
     for row in c.rows:
         for k in c.kernels:
             cell = row.cells.get(k.key)
@@ -339,7 +340,7 @@ def to_text(c: Contrast) -> str:
                 continue
             cols = columns(cell)
             out.append(fmt.format(row.label[:34], k.label, cols["dying"], cols["cleared"],
-                                  cols["user"], cols["parent"], cols["dead"], cols["oom"],
-                                  cols["time"]))
+                                  cols["removed"], cols["user"], cols["parent"], cols["dead"],
+                                  cols["oom"], cols["time"]))
     out += [f"note: {n}" for n in c.notes]
     return "\n".join(out).rstrip() + "\n"

@@ -58,7 +58,7 @@ def _kernels(c: Contrast) -> str:
             f"<tr data-kernel=\"{escape(k.key)}\"><td><span class=\"kind\" "
             f"style=\"background:{colour}\"></span>{escape(k.label)}</td>"
             f"<td>{escape(k.version)}</td><td>{escape(k.behaviour)}</td>"
-            f"<td><code>{escape(k.run_dir.name)}</code></td>"
+            f"<td><code>{escape('/'.join(k.run_dir.parts[-2:]))}</code></td>"
             f"<td class=\"num\">{'-' if k.exit_code is None else k.exit_code}</td></tr>")
     out.append("</tbody></table>")
     return "\n".join(out)

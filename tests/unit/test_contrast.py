@@ -54,7 +54,8 @@ def test_columns_words() -> None:
     churn = parse_line("# observe stress phase=churn sysctl=1 removed=2048 dying_max=6 "
                        "dying_end=3 window_ms=1500")
     cols = model.columns(model.Cell(churn, None))
-    assert cols["dying"] == "max 6, end 3 after 1.5 s" and cols["user"] == "(removed 2 KiB)"
+    assert cols["dying"] == "max 6, end 3 after 1.5 s" and cols["removed"] == "2 KiB"
+    assert cols["user"] == "-"
     assert cols["cleared"] == "-"
     assert cols["time"] == "1.5 s" and cols["oom"] == "-"
     assert model.columns(model.Cell(None, None))["dying"] == "-"
