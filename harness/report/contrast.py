@@ -282,9 +282,9 @@ def columns(cell: Cell) -> dict[str, str]:
             out["removed"] = human_bytes(o.removed)
         if o.has_split:
             out["user"] = human_bytes(o.user)
-            out["parent"] = ("≥ " if o.split == "bound" and o.parent == 0 else "") + \
-                human_bytes(o.parent)
-            out["dead"] = ("≤ " if o.split == "bound" else "") + human_bytes(o.dead)
+            bound = o.split == "bound" and bool(o.dead)  # dead memcgs or the parent: a bound
+            out["parent"] = ("≥ " if bound else "") + human_bytes(o.parent)
+            out["dead"] = ("≤ " if bound else "") + human_bytes(o.dead)
     kills = oom_kills(cell)
     out["oom"] = "-" if kills is None else str(kills)
     if r is not None:

@@ -80,13 +80,26 @@ def dying_plot(plt: Any, c: Contrast, row: Row, out: Path) -> Plot | None:
         pts = [(s.t_ms / 1000.0, s.count) for s in o.dying if s.count is not None]
         if not pts:
             continue
+        if o.window_ms is not None and o.dying_end is not None:
+            # The line itself is the last reading: dying_end at window_ms (after the
+            # removal; stress: after the churn, which the series starts with).
+            end = (o.window_ms + (o.churn_ms or 0)) / 1000.0
+            if end > pts[-1][0]:
+                pts.append((end, o.dying_end))
         ax.step([p[0] for p in pts], [p[1] for p in pts], where="post", color=_colour(k),
                 label=k.label, linewidth=1.6,
                 linestyle="--" if k.kind == "series-0" else "-")
+        if o.churn_ms is not None:  # stress: the sweep starts where the churn ends
+            ax.axvline(o.churn_ms / 1000.0, color=_colour(k), linestyle=":", linewidth=1.0)
     since = "the churn's start" if row.case == "stress" else "the removal"
-    ax.set_xlabel(f"seconds since {since}")
+    churn = any(o.churn_ms is not None for o in series.values())
+    ax.set_xlabel(f"seconds since {since}" + (" (dotted: the churn ends, the sweep starts)"
+                                               if churn else ""))
     ax.set_ylabel("dying memcgs")
     ax.set_ylim(bottom=0)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(True, alpha=0.3)
     ax.legend(loc="best", fontsize=8)
     title = f"{row.label}: dying memcgs over time"
@@ -104,8 +117,8 @@ def bytes_plot(plt: Any, c: Contrast, rows: list[Row], out: Path,
         return None
     ncols = min(4, len(rows))
     nrows = math.ceil(len(rows) / ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, 2.7 * nrows + 0.6),
-                             squeeze=False)
+    height = 2.7 * nrows + 0.8
+    fig, axes = plt.subplots(nrows, ncols, figsize=(3.1 * ncols, height), squeeze=False)
     for ax in axes.flat[len(rows):]:
         ax.set_visible(False)
     for ax, row in zip(axes.flat, rows):
@@ -142,7 +155,7 @@ def bytes_plot(plt: Any, c: Contrast, rows: list[Row], out: Path,
                       label="removed (what the dead memcgs held)")]
     fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=8,
                bbox_to_anchor=(0.5, 0.0), frameon=False)
-    fig.tight_layout(rect=(0, 0.07 if nrows > 1 else 0.14, 1, 1))
+    fig.tight_layout(rect=(0, 0.8 / height, 1, 1))  # 0.8 in at the bottom: the legend
     title = "Where the removed memory ended up"
     png, svg = _save(plt, fig, out, name)
     return Plot(name, title, png, svg,
