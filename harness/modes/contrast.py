@@ -235,16 +235,21 @@ def write_junit(c: model.Contrast, expected: list[str], missing: list[str], path
 
 
 def run_children(opts: "Options", args: argparse.Namespace, run_dir: Path,
-                 runner: ChildRunner | None = None) -> tuple[list[ChildRun], list[str]]:
-    """Every planned child run, one after the other; (runs, expected kernel kinds)."""
+                 runner: ChildRunner | None = None, *,
+                 children: list[ChildRun] | None = None,
+                 expected: list[str] | None = None) -> tuple[list[ChildRun], list[str]]:
+    """Every planned child run, one after the other; (runs, expected kernel kinds).
+
+    ``children``/``expected``: lists to fill as it goes (an interrupted contrast still
+    reports the children that finished)."""
     run = runner or (lambda label, a, out, lp: rundir.run_child(
         label, a, out, lp, verbose=bool(getattr(args, "verbose", False))))
-    children: list[ChildRun] = []
-    expected: list[str] = []
+    children = [] if children is None else children
+    expected = [] if expected is None else expected
     for p in plan(opts, args):
         log.info("contrast: %s", p.label)
-        children.append(run(p.label, p.argv, run_dir / p.label, run_dir / f"{p.label}.log"))
         expected += p.kinds
+        children.append(run(p.label, p.argv, run_dir / p.label, run_dir / f"{p.label}.log"))
     return children, expected
 
 
@@ -269,9 +274,20 @@ def main(opts: "Options", args: argparse.Namespace,
     expected: list[str] = []
     try:
         if not from_runs:
-            children, expected = run_children(opts, args, run_dir, runner)
+            run_children(opts, args, run_dir, runner, children=children, expected=expected)
             sources = [c.run_dir for c in children if c.run_dir is not None]
         outcome = write_report(sources, run_dir, expected, children)
+    except BaseException:
+        # Interrupted (or a bug): still report the children that finished, as incomplete.
+        if children and outcome.contrast is None:
+            sources = [c.run_dir for c in children if c.run_dir is not None]
+            try:
+                partial = write_report(sources, run_dir, expected, children)
+                outcome = Outcome(EXIT_NO_VERDICT, "incomplete", "interrupted: " + partial.detail,
+                                  partial.contrast, partial.files, partial.missing)
+            except Exception:  # the original error is what matters
+                log.debug("contrast: partial report failed", exc_info=True)
+        raise
     finally:
         meta.update("contrast", _summary(outcome, sources, children))
         meta.finish(outcome.exit_code, outcome.verdict)

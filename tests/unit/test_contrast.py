@@ -224,3 +224,21 @@ def test_cli_contrast_from_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
     assert cli.main(["contrast", "--from-runs", str(tmp_path / "nope"), "--out",
                      str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o" / "2").exists()  # bad input: no run directory made
+
+
+def test_interrupted_contrast_reports_the_finished_children(tmp_path: Path) -> None:
+    from harness.model import Options
+
+    def runner(label: str, argv: list[str], out: Path, log: Path) -> ChildRun:
+        if label == "series":
+            raise KeyboardInterrupt
+        return ChildRun(label, 0, make_kernel_run(out, "base"), log, 1.0)
+
+    with pytest.raises(KeyboardInterrupt):
+        contrast.main(Options(command="contrast", out=tmp_path / "out"), _args(), runner)
+    rd = tmp_path / "out" / "1"
+    meta = json.loads((rd / "metadata.json").read_text())
+    assert meta["results"]["exit_code"] == 2
+    assert meta["contrast"]["verdict"] == "incomplete"
+    assert meta["contrast"]["detail"].startswith("interrupted: missing: 6.12 + series, sysctl 0")
+    assert "6.12 base" in (rd / "report.html").read_text()
