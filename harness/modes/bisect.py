@@ -132,7 +132,7 @@ def action_for(verdict: Verdict, boot_failure: str) -> str:
         return "good"
     if verdict is Verdict.BAD:
         return "bad"
-    if verdict is Verdict.BUILD:
+    if verdict in (Verdict.BUILD, Verdict.UNTESTABLE):
         return "skip"
     if verdict is Verdict.BOOT:
         return boot_failure
@@ -143,7 +143,7 @@ def combine(attempts: list[Observation]) -> tuple[Verdict, bool]:
     """The step's verdict from its attempts, and whether they disagreed (flaky)."""
     kinds = [a.verdict for a in attempts]
     flaky = len(set(kinds)) > 1
-    for v in (Verdict.GOOD, Verdict.BUILD, Verdict.BAD, Verdict.BOOT):
+    for v in (Verdict.GOOD, Verdict.BUILD, Verdict.UNTESTABLE, Verdict.BAD, Verdict.BOOT):
         if v in kinds:
             return v, flaky
     return Verdict.INFRA, flaky
@@ -209,7 +209,7 @@ def evaluate(state: BisectState, run_dir: Path, commit: str, role: str,
                          "evidence": dict(obs.evidence),
                          "duration_s": round(time.monotonic() - t0, 1)})
         log.info("bisect: %s attempt %d: %s: %s", commit[:12], n, obs.verdict.value, obs.detail)
-        if obs.verdict in (Verdict.GOOD, Verdict.BUILD):
+        if obs.verdict in (Verdict.GOOD, Verdict.BUILD, Verdict.UNTESTABLE):
             break
     verdict, flaky = combine(observed)
     rec = {"commit": commit, "subject": subject, "role": role, "verdict": verdict.value,
@@ -311,6 +311,11 @@ class Bisector:
         for commit, ref, role, want in ((s.good, s.good_ref, "verify-good", "good"),
                                         (s.bad, s.bad_ref, "verify-bad", "bad")):
             rec = evaluate(s, self.run_dir, commit, role, self.predicate)
+            if want == "good" and rec["verdict"] == Verdict.UNTESTABLE.value:
+                # Before the feature existed: good on the user's word, and said so.
+                log.info("bisect: --good %s cannot be tested (%s): taken as good", ref,
+                         rec["attempts"][-1]["detail"] if rec.get("attempts") else "")
+                continue
             if rec["action"] != want:
                 return (f"--{want} {ref} ({commit[:12]}) is not {want}: {rec['verdict']}: "
                         f"{rec['attempts'][-1]['detail'] if rec.get('attempts') else ''}")

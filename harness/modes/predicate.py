@@ -13,6 +13,8 @@ as a child (:mod:`harness.modes.child`) and :func:`classify` reads what the run 
 ========================================  =============
 the run                                   verdict
 ========================================  =============
+exit 0, the kernel lacks the feature and  UNTESTABLE
+a suite that only proves it was selected
 exit 0                                    GOOD
 exit 1 (a test failed, kernel-log splat)  BAD
 apply / config / build / selftests ERROR  BUILD
@@ -47,6 +49,9 @@ class Verdict(enum.Enum):
     BAD = "bad"
     BUILD = "build-failure"
     BOOT = "boot-failure"
+    #: The kernel lacks the feature the selected suites exist to prove: their skips
+    #: say nothing, so the commit can be neither good nor bad.
+    UNTESTABLE = "untestable"
     INFRA = "no-verdict"
 
 
@@ -134,6 +139,8 @@ def classify(child: "ChildRun") -> Observation:
             parts.append("kernel log: " + "; ".join(sigs[:2]))
         return "; ".join(parts) or f"exit {child.exit_code}"
 
+    if child.exit_code == 0 and untestable(meta):
+        return Observation(Verdict.UNTESTABLE, untestable(meta), ev)
     if child.exit_code == 0:
         return Observation(Verdict.GOOD, "all selected suites passed", ev)
     if child.exit_code == 1:
@@ -151,11 +158,77 @@ def classify(child: "ChildRun") -> Observation:
     return Observation(Verdict.INFRA, why, ev)
 
 
+def feature_only_suites(names: list[str]) -> list[str]:
+    """Of the suites a run selected, those that exist only to prove the series' feature
+    (every case of theirs is a feature case): on a kernel without it they all skip."""
+    from harness.stages.suites import SUITES
+
+    table = {s.name: s for s in SUITES}
+    return [n for n in names if n in table and table[n].cases
+            and set(table[n].cases) == set(table[n].feature_cases)]
+
+
+def untestable(meta: Mapping[str, Any]) -> str:
+    """Why a green run proves nothing ("" if it does): its kernel's ``.config`` lacks
+    the feature's option, and it selected suites that only prove the feature."""
+    from harness.stages.inventory import FEATURE_OPTION
+
+    config = meta.get("config") or {}
+    if not isinstance(config, Mapping) or config.get("feature") is not False:
+        return ""
+    suites = list(((meta.get("inventory") or {}).get("suites") or {}).keys())
+    only = feature_only_suites(suites)
+    if not only:
+        return ""
+    return (f"untestable: the kernel has no {FEATURE_OPTION}, so {', '.join(only)} "
+            "could only skip")
+
+
+def _selected(forward: list[str]) -> list[str]:
+    from harness.stages.suites import select_suites
+
+    names = [forward[i + 1] for i, a in enumerate(forward[:-1]) if a == "--suite"]
+    names += [a.split("=", 1)[1] for a in forward if a.startswith("--suite=")]
+    return [s.name for s in select_suites(names or None)]
+
+
+def _declares_feature(repo: Path, commit: str) -> bool:
+    """Whether a Kconfig file of the tree at ``commit`` declares the feature's option."""
+    from harness import gitutil
+    from harness.stages.inventory import FEATURE_OPTION
+
+    symbol = FEATURE_OPTION.removeprefix("CONFIG_")
+    res = gitutil.git(repo, ["grep", "-q", "-E", f"^(menu)?config {symbol}$", commit, "--",
+                             "*Kconfig*"], check=False)
+    return res.returncode == 0
+
+
+def _has_patches(series: object) -> bool:
+    """Whether a series file names a patch (an empty or missing one tests the commit as is)."""
+    try:
+        text = Path(str(series)).read_text(encoding="utf-8") if series else ""
+    except OSError:
+        return False
+    return any(line.strip() and not line.lstrip().startswith("#") for line in text.splitlines())
+
+
 def harness_predicate(ctx: StepContext) -> Observation:
-    """The default predicate: ``recharge-harness run --tree T --base <commit>``."""
+    """The default predicate: ``recharge-harness run --tree T --base <commit>``.
+
+    Without a series, a commit whose Kconfig lacks the feature is UNTESTABLE without
+    building it when the run would select suites that only prove the feature."""
     from harness.modes import child as rundir
 
     p = ctx.params
+    only = feature_only_suites(_selected(list(p.get("forward", []))))
+    if only and not _has_patches(p.get("series")) and not _declares_feature(ctx.repo,
+                                                                             ctx.commit):
+        from harness.stages.inventory import FEATURE_OPTION
+
+        return Observation(Verdict.UNTESTABLE,
+                           f"untestable: no Kconfig declares {FEATURE_OPTION} at this commit, so "
+                           f"{', '.join(only)} could only skip (not built)",
+                           {"precheck": True})
     args = ["run", "--tree", str(p["tree"]), "--base", ctx.commit, "--series", str(p["series"]),
             *p.get("forward", [])]
     child = rundir.run_child(f"{ctx.commit[:12]}#{ctx.attempt}", args, ctx.attempt_dir,

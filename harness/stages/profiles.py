@@ -10,8 +10,11 @@ from dataclasses import dataclass
 
 from harness.errors import UserError
 
-#: Every profile: what the series and the in-guest test environment need.
-BASE_FRAGMENTS = ("recharge.config", "testenv.config")
+#: Every profile: what the series, the in-guest test environment and the kernel's mm
+#: selftests (suite ``mm``) need.  One ``.config`` for every suite: a run with
+#: ``--suite mm`` reuses the default build, and the default suites also run on a kernel
+#: with KSM, userfaultfd, hugetlbfs and soft-dirty.
+BASE_FRAGMENTS = ("recharge.config", "testenv.config", "mmtests.config")
 
 @dataclass(frozen=True)
 class Profile:

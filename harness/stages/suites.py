@@ -134,7 +134,8 @@ SCENARIOS_CASES: tuple[str, ...] = (
     "thp_anon", "mglru_on", "mglru_off", "mlock", "kernel_writeback", "kernel_exit",
     "root_mapper", "root_accessor", "root_pass_leak", "truncated_pinned", "ancestor_read",
     "ancestor_map", "write_dirty_file", "write_dirty_shmem", "lru_hold", "stuck_zombies",
-    "refuse_backoff", "mlock_count", "bdev_metadata", "many_sources", "toggle", "stress")
+    "refuse_backoff", "mlock_count", "bdev_metadata", "many_sources", "one_access", "toggle",
+    "stress")
 #: Linux 6.12's tools/testing/selftests/cgroup T() tables (no plan printed: see Suite.cases).
 MEMCONTROL_CASES: tuple[str, ...] = (
     "test_memcg_subtree_control", "test_memcg_current_peak", "test_memcg_min",

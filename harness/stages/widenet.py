@@ -11,9 +11,8 @@ Both are in the suite table (harness/stages/suites.py) but not in the default se
   through the project's ``selftests/mm-run.sh`` (origin ``mm-tree``).  When it is
   selected, the selftests stage also builds ``TARGETS=mm`` (``make -k``: a binary
   whose library is missing is just not built, mm-run.sh reports it as SKIP "not
-  built"), and the config gets ``kconfig/mmtests.config`` on top of the profile's
-  fragments: another ``.config``, hence another build directory (a build of its own,
-  cold the first time), which the default runs never touch.
+  built"); what its tests need of the kernel (``kconfig/mmtests.config``) is in every
+  profile, so it runs on the default build.
 """
 
 from __future__ import annotations
@@ -25,7 +24,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
 from harness import proc
-from harness.errors import UserError
 
 if TYPE_CHECKING:
     from harness.model import Options
@@ -87,13 +85,10 @@ def needs_mm(selected: "list[Suite]") -> bool:
 
 
 def suite_fragments(project: Path, selected: "list[Suite]") -> list[Path]:
-    """Config fragments the selected suites add to the profile's (after them)."""
-    if not needs_mm(selected):
-        return []
-    p = project / "kconfig" / MM_FRAGMENT
-    if not p.is_file():
-        raise UserError(f"config fragment {p} not found (needed by the mm suite)")
-    return [p]
+    """Config fragments the selected suites add to the profile's: none any more, the mm
+    suite's ``kconfig/mmtests.config`` is one of every profile's (BASE_FRAGMENTS), so
+    that ``--suite mm`` needs no build of its own."""
+    return []
 
 
 def mm_binaries(project: Path) -> list[str]:

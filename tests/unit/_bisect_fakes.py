@@ -66,3 +66,13 @@ def infra_until_flag_removed(ctx: StepContext) -> Observation:
 def boots_never(ctx: StepContext) -> Observation:
     _record(ctx)
     return Observation(Verdict.BOOT, "boot: guest not reachable: kernel panic")
+
+
+def feature_gate(ctx: StepContext) -> Observation:
+    """Like planted_bug, but a commit whose ``Kconfig`` does not declare the feature is
+    UNTESTABLE (the recharge suites could only skip there), as the default predicate
+    judges commits before the series' sysctl exists."""
+    _record(ctx)
+    if "config MEMCG_RECHARGE_OFFLINE_ENABLED" not in _show(ctx, "Kconfig"):
+        return Observation(Verdict.UNTESTABLE, "untestable: no Kconfig declares the feature")
+    return planted_bug(ctx)

@@ -77,6 +77,7 @@ def make_project(root: Path, fragments: dict[str, str] | None = None) -> Path:
     frags = fragments or {
         "recharge.config": "CONFIG_MEMCG=y\nCONFIG_PAGE_COUNTER=y\n",
         "testenv.config": "CONFIG_BLOCK=y\n",
+        "mmtests.config": "CONFIG_MIGRATION=y\n",
         "slim.config": "# CONFIG_THERMAL is not set\n",
         "tiny.config": "# CONFIG_THERMAL is not set\n",
     }

@@ -451,7 +451,7 @@ def test_cold_build_with_a_fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyP
     (tree / "tools/testing/selftests/cgroup").mkdir(parents=True)
     (tree / "tools/testing/selftests/cgroup/config").write_text("CONFIG_MEMCG=y\n")
     (project / "kconfig").mkdir(parents=True)
-    for n in ("recharge.config", "testenv.config", "tiny.config"):
+    for n in ("recharge.config", "testenv.config", "mmtests.config", "tiny.config"):
         (project / "kconfig" / n).write_text(f"CONFIG_{n.split('.')[0].upper()}=y\n")
     monkeypatch.setattr(kconfig, "vng_tool", lambda name: name)
     seen: list[list[str]] = []
@@ -492,7 +492,7 @@ def test_cold_build_with_a_fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyP
     assert (tmp_path / "cold-tiny.config").is_file()
     mode, frags = bench.cold_fragments(project, tree, "vng-full")
     assert mode == "--defconfig" and [f.name for f in frags] == \
-        ["config", "recharge.config", "testenv.config"]
+        ["config", "recharge.config", "testenv.config", "mmtests.config"]
 
 
 def test_goals_cold_ratio_bound() -> None:

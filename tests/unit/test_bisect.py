@@ -40,6 +40,8 @@ def history(tmp_path: Path) -> tuple[Path, list[str]]:
         value = f"int value = {i};\n" + ("/* BUG: off by one */\n" if i >= BAD_AT else "")
         (tree / "src" / "value.c").write_text(value)
         (tree / "build.txt").write_text("BROKEN\n" if i == BROKEN_AT else "ok\n")
+        if i == 2:  # the series' Kconfig option (the default predicate looks for it)
+            (tree / "Kconfig").write_text("config MEMCG_RECHARGE_OFFLINE_ENABLED\n\tbool\n")
         git(tree, "add", "-A")
         git(tree, "commit", "-q", "-m", f"c{i}: value {i}" + (" (plants the bug)" if i == BAD_AT
                                                                  else ""))
@@ -221,10 +223,81 @@ def test_classify_harness_runs(tmp_path, exit_code, stages, findings, failed, wa
         assert "1 failed: recharge[sysctl=1].deferred" in obs.detail
 
 
+def _feature_history(tmp_path: Path, feature_at: int, bug_at: int) -> tuple[Path, list[str]]:
+    """c0 .. c8: the feature's Kconfig option from ``feature_at``, the bug from ``bug_at``."""
+    tree = tmp_path / "feat"
+    (tree / "src").mkdir(parents=True)
+    git(tree, "init", "-q", "-b", "master")
+    commits = []
+    for i in range(9):
+        (tree / "src" / "value.c").write_text(f"int value = {i};\n"
+                                              + ("/* BUG */\n" if i >= bug_at else ""))
+        (tree / "Kconfig").write_text("config MEMCG_RECHARGE_OFFLINE_ENABLED\n\tbool\n"
+                                      if i >= feature_at else "config MEMCG\n\tbool\n")
+        (tree / "build.txt").write_text("ok\n")
+        git(tree, "add", "-A")
+        git(tree, "commit", "-q", "-m", f"c{i}")
+        commits.append(git(tree, "rev-parse", "HEAD"))
+    return tree, commits
+
+
+def test_bug_after_the_feature_exists_is_found(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """The series' shape: commits before the sysctl are untestable (skipped, never good);
+    a bug planted after it is named, and the untestable --good endpoint is accepted."""
+    tree, c = _feature_history(tmp_path, feature_at=7, bug_at=8)
+    code, stdout, err = _bisect(capsys, "--tree", str(tree), "--good", c[0], "--bad", c[8],
+                                "--predicate", f"{FAKES}:feature_gate",
+                                "--out", str(tmp_path / "o"))
+    assert code == 0, err
+    assert f"first bad commit {c[8]}" in stdout
+    data = json.loads((tmp_path / "o" / "1" / "bisect.json").read_text())
+    verdicts = {s["commit"]: (s["verdict"], s["action"]) for s in data["steps"]}
+    assert verdicts[c[0]] == ("untestable", "skip")
+    assert verdicts[c[7]] == ("good", "good")
+    assert all(v != ("good", "good") for k, v in verdicts.items() if k in c[1:7])
+
+
+def test_bug_before_the_feature_exists_gives_the_untestable_range(tmp_path, capsys) -> None:  # type: ignore[no-untyped-def]
+    """A bug planted among the commits that cannot be tested: no commit is blamed; the
+    range that must contain the first bad commit is reported, the first testable bad
+    commit (c7) last in it."""
+    tree, c = _feature_history(tmp_path, feature_at=7, bug_at=4)
+    code, stdout, err = _bisect(capsys, "--tree", str(tree), "--good", c[0], "--bad", c[8],
+                                "--predicate", f"{FAKES}:feature_gate",
+                                "--out", str(tmp_path / "o"))
+    assert code == 2
+    assert "only skipped commits left" in stdout + err
+    data = json.loads((tmp_path / "o" / "1" / "bisect.json").read_text())
+    cands = data["state"]["candidates"]
+    assert c[4] in cands and c[7] in cands and c[8] not in cands
+    assert data["status"] == "ambiguous" and data["first_bad"] is None
+
+
+def test_classify_green_run_without_the_feature_is_untestable(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    child = _child(tmp_path, 0, PASSED, [], False)
+    meta = json.loads((child.run_dir / "metadata.json").read_text())
+    meta["config"] = {"feature": False}
+    meta["inventory"] = {"suites": {"recharge[sysctl=1]": {}, "test_memcontrol": {}}}
+    (child.run_dir / "metadata.json").write_text(json.dumps(meta))
+    obs = predicate.classify(child)
+    assert obs.verdict is Verdict.UNTESTABLE
+    assert "recharge[sysctl=1]" in obs.detail and "test_memcontrol" not in obs.detail
+    # only a suite with other cases than the feature's: a real verdict
+    meta["inventory"] = {"suites": {"test_memcontrol": {}}}
+    (child.run_dir / "metadata.json").write_text(json.dumps(meta))
+    assert predicate.classify(child).verdict is Verdict.GOOD
+    # the kernel has the feature: green is good
+    meta["config"] = {"feature": True}
+    meta["inventory"] = {"suites": {"recharge[sysctl=1]": {}}}
+    (child.run_dir / "metadata.json").write_text(json.dumps(meta))
+    assert predicate.classify(child).verdict is Verdict.GOOD
+
+
 def test_actions_and_retry_combination() -> None:
     a = bisect.action_for
     assert [a(Verdict.BOOT, p) for p in ("good", "bad", "skip")] == ["good", "bad", "skip"]
     assert (a(Verdict.BUILD, "bad"), a(Verdict.INFRA, "bad")) == ("skip", "abort")
+    assert a(Verdict.UNTESTABLE, "bad") == "skip"
     assert bisect.ACTION_EXIT == {"good": 0, "bad": 1, "skip": 125, "abort": 255}
     o = lambda v: Observation(v, "")  # noqa: E731
     assert bisect.combine([o(Verdict.BAD), o(Verdict.GOOD)]) == (Verdict.GOOD, True)
@@ -258,3 +331,9 @@ def test_default_predicate_runs_the_harness_on_the_commit(history, tmp_path,  # 
                       "--series", str(tmp_path / "run" / "empty.series"),
                       "--memory", "2G", "--suite", "recharge"]]
     assert obs.verdict is Verdict.BAD and obs.evidence["run_dir"].endswith("run/1")
+    # before the feature's Kconfig option exists: untestable, nothing built or run
+    calls.clear()
+    ctx = StepContext(c[1], "c1", tree, Path(state.repo), tmp_path / "att1", 1, state.params)
+    obs = predicate.load_predicate(state.predicate)(ctx)
+    assert calls == [] and obs.verdict is Verdict.UNTESTABLE
+    assert "MEMCG_RECHARGE_OFFLINE_ENABLED" in obs.detail and "recharge[sysctl=1]" in obs.detail

@@ -228,13 +228,9 @@ def test_mm_run_sh_skip_all_output_is_a_complete_skip(tmp_path: Path) -> None:
 # ------------------------------------------------------------ config fragment --
 
 
-def test_mm_fragment_only_when_the_mm_suite_is_selected(tmp_path: Path) -> None:
-    assert widenet.suite_fragments(ROOT, suites.select_suites(None)) == []
-    assert widenet.suite_fragments(ROOT, suites.select_suites(["soak"])) == []
-    assert widenet.suite_fragments(ROOT, suites.select_suites(["mm"])) == \
-        [ROOT / "kconfig" / "mmtests.config"]
-    with pytest.raises(UserError, match="mmtests.config not found"):
-        widenet.suite_fragments(tmp_path, suites.select_suites(["mm"]))
+def test_no_suite_adds_a_fragment_the_mm_one_is_in_every_profile(tmp_path: Path) -> None:
+    for sel in (None, ["soak"], ["mm"]):
+        assert widenet.suite_fragments(ROOT, suites.select_suites(sel)) == []
 
 
 def test_mm_fragment_sets_what_the_chosen_tests_need() -> None:
@@ -243,11 +239,10 @@ def test_mm_fragment_sets_what_the_chosen_tests_need() -> None:
             "TRANSPARENT_HUGEPAGE", "SECRETMEM", "HUGETLBFS", "MIGRATION",
             "CHECKPOINT_RESTORE"}  # MEM_SOFT_DIRTY depends on it
     assert {k for k, v in frag.options.items() if v == "y"} == need
-    # not in any profile: a default run's .config does not change
-    from harness.stages.profiles import BASE_FRAGMENTS, PROFILES
+    # in every profile: --suite mm runs on the default build
+    from harness.stages.profiles import BASE_FRAGMENTS
 
-    assert all("mmtests.config" not in p.fragments for p in PROFILES.values())
-    assert "mmtests.config" not in BASE_FRAGMENTS
+    assert "mmtests.config" in BASE_FRAGMENTS
 
 
 def test_mm_binaries_come_from_the_scripts_table() -> None:
@@ -344,24 +339,25 @@ def _run(env, tmp_path, monkeypatch, capsys, *suite_args: str):  # type: ignore[
     return rc, err, runs[-1]
 
 
-def test_run_with_suite_mm_adds_the_fragment_builds_and_runs_the_mm_selftests(  # type: ignore[no-untyped-def]
+def test_run_with_suite_mm_builds_and_runs_the_mm_selftests(  # type: ignore[no-untyped-def]
         env, tmp_path, monkeypatch, capsys) -> None:
     rc, err, run = _run(env, tmp_path, monkeypatch, capsys, "--suite", "mm")
     assert rc == 0, err
     assert any(p.name.endswith("mmtests.config") for p in (run / "fragments").iterdir())
     meta = json.loads((run / "metadata.json").read_text())
-    assert meta["config"]["fragments"][-1].endswith("mmtests.config")
+    assert any(f.endswith("mmtests.config") for f in meta["config"]["fragments"])
     assert "TARGETS=mm" in (run / "selftests.log").read_text()
     assert (run / "guest" / "mm-tree" / "cow").is_file()
     assert meta["results"]["suites"]["mm"]["status"] == "PASS"
     assert "20 of 23 binaries not built" in meta["results"]["stages"]["selftests"]["detail"]
     mm_kbuild = meta["config"]["kbuild"]
-    # the default selection: neither the fragment nor the mm build, another build dir
+    # the default selection: the same fragments and build directory, no mm selftests
     rc, err, run2 = _run_default(env, tmp_path, monkeypatch, capsys)
     meta2 = json.loads((run2 / "metadata.json").read_text())
-    assert not any(f.endswith("mmtests.config") for f in meta2["config"]["fragments"])
-    assert "TARGETS=mm" not in (run2 / "selftests.log").read_text()
-    assert meta2["config"]["kbuild"] != mm_kbuild
+    assert any(f.endswith("mmtests.config") for f in meta2["config"]["fragments"])
+    log2 = run2 / "selftests.log"
+    assert not log2.exists() or "TARGETS=mm" not in log2.read_text()
+    assert meta2["config"]["kbuild"] == mm_kbuild
     assert not (run2 / "guest" / "mm-tree").exists()
 
 
@@ -374,7 +370,8 @@ def _run_default(env, tmp_path, monkeypatch, capsys):  # type: ignore[no-untyped
 
 
 def test_compare_finds_the_mm_build_directory(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """compare's base build clean-up looks where ``run --suite mm`` builds."""
+    """compare's base build clean-up looks where ``run --suite mm`` builds: the default
+    build directory."""
     from harness import paths
     from harness.model import Options
     from harness.modes import compare
@@ -385,9 +382,9 @@ def test_compare_finds_the_mm_build_directory(tmp_path: Path, monkeypatch) -> No
     worktree = paths.cache_root() / "worktrees" / "debian-6.12"
     worktree.mkdir(parents=True)
     opts = Options(project=project, cache=paths.cache_root(), suites=("mm",))
-    frags = pipeline.fragments_for(project, worktree, opts.profile) + \
-        [project / "kconfig" / "mmtests.config"]
+    frags = pipeline.fragments_for(project, worktree, opts.profile)
+    assert frags[-2].name == "mmtests.config"  # in every profile, before the profile's own
     kb = pipeline.kbuild_for(opts.cache, "debian-6.12", frags, opts.profile)
     kb.mkdir(parents=True)
     assert compare.pipeline_kbuild(opts) == kb
-    assert compare.pipeline_kbuild(Options(project=project, cache=paths.cache_root())) is None
+    assert compare.pipeline_kbuild(Options(project=project, cache=paths.cache_root())) == kb

@@ -35,6 +35,9 @@ extern long settle_floor_ms;	/* --settle */
 #define SETTLE_FACTOR	8	/* x the calibration time */
 #define SETTLE_CAP_MS	60000
 extern long leak_timeout_ms;	/* --leak-timeout */
+#define ONE_ACCESS_MAX	4
+extern long one_access_mb[ONE_ACCESS_MAX];	/* --one-access-mb */
+extern int nr_one_access;
 
 /* ------------------------------------------------------------ run state */
 
@@ -163,5 +166,6 @@ int case_refuse_backoff(void);
 int case_lru_hold(void);		/* cost.c */
 int case_stuck_zombies(void);
 int case_mlock_count(void);		/* isolation.c */
+int case_one_access(void);		/* oneaccess.c */
 
 #endif

@@ -32,6 +32,9 @@
  *                    never make root the owner
  *   toggle           sysctl 1->0 stops recharging, 0->1 resumes it
  *   stress           memcg churn against shared files for --stress-seconds
+ *   one_access       one read pass moves >= 99 % of a dead memcg's file
+ *                    (tmpfs, ext4; --one-access-mb sizes), and the deferred
+ *                    path's throughput next to the offline worker's
  *
  * This file: options, the case table and the runner; common.[ch]: shared
  * helpers; one file per theme for the cases.
@@ -168,11 +171,33 @@ static const struct {
 	{ "mlock_count", case_mlock_count },
 	{ "bdev_metadata", case_bdev_metadata },
 	{ "many_sources", case_many_sources },
+	{ "one_access", case_one_access },
 	{ "toggle", case_toggle },
 	{ "stress", case_stress },
 };
 
 #define NR_CASES ((int)(sizeof(cases) / sizeof(cases[0])))
+
+/* --one-access-mb: "32,256" into one_access_mb[]. */
+static int parse_sizes(const char *list)
+{
+	char *end;
+	long v;
+
+	nr_one_access = 0;
+	while (*list) {
+		v = strtol(list, &end, 10);
+		if (end == list || v < 1 || v > 4096 ||
+		    nr_one_access == ONE_ACCESS_MAX ||
+		    (*end && *end != ',')) {
+			fprintf(stderr, "--one-access-mb: expected sizes in MiB, e.g. 32,256\n");
+			return -1;
+		}
+		one_access_mb[nr_one_access++] = v;
+		list = *end ? end + 1 : end;
+	}
+	return nr_one_access ? 0 : -1;
+}
 
 static void usage(const char *prog)
 {
@@ -188,7 +213,8 @@ static void usage(const char *prog)
 		"  --timeout MS          polling budget per wait (default $RH_TIMEOUT_MS or 20000)\n"
 		"  --settle MS           least window for things that must not happen (default 3000;\n"
 		"                        scaled up to the guest's speed, see the \"guest speed\" line)\n"
-		"  --leak-timeout MS     after each case, bound for its removed memcgs to be freed (default 30000)\n",
+		"  --leak-timeout MS     after each case, bound for its removed memcgs to be freed (default 30000)\n"
+		"  --one-access-mb LIST  file sizes of one_access, comma-separated (default 32,256)\n",
 		prog);
 }
 
@@ -203,6 +229,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "settle", required_argument, NULL, 'w' },
 		{ "leak-timeout", required_argument, NULL, 'k' },
+		{ "one-access-mb", required_argument, NULL, 'O' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -247,6 +274,10 @@ int main(int argc, char **argv)
 			break;
 		case 'k':
 			leak_timeout_ms = atol(optarg);
+			break;
+		case 'O':
+			if (parse_sizes(optarg))
+				return 2;
 			break;
 		default:
 			usage(argv[0]);
