@@ -111,6 +111,23 @@ def plan(opts: "Options", args: argparse.Namespace) -> list[Plan]:
             for n in parse_kernels(getattr(args, "kernels", "base,series,upstream"))]
 
 
+def check_options(opts: "Options", args: argparse.Namespace) -> None:
+    """What contrast decides itself cannot be given (UserError before anything runs)."""
+    from harness.stages.debian import DEFAULT_SOURCE
+
+    kernels = parse_kernels(getattr(args, "kernels", "base,series,upstream"))
+    if opts.source != DEFAULT_SOURCE:
+        raise UserError(f"contrast --source {opts.source}: contrast picks the sources itself "
+                        f"(6.12 for base and series, {UPSTREAM_SOURCE} for upstream); leave "
+                        "--source out")
+    if opts.tree is not None:
+        raise UserError("contrast --tree: contrast compares Debian's 6.12 and 7.2 kernels; "
+                        "--tree is not supported")
+    if opts.no_series and "series" in kernels:
+        raise UserError("contrast --series none: the series child needs the series; give a "
+                        "series file, or --kernels base,upstream")
+
+
 # ------------------------------------------------------------- run dirs --
 
 
@@ -264,7 +281,7 @@ def main(opts: "Options", args: argparse.Namespace,
     from_runs = list(getattr(args, "from_runs", None) or [])
     sources = expand_run_dirs(from_runs) if from_runs else []  # bad input: before a run dir
     if not from_runs:
-        parse_kernels(getattr(args, "kernels", "base,series,upstream"))
+        check_options(opts, args)
     run_dir = make_run_dir(opts.out)
     meta = Metadata(run_dir / "metadata.json", list(opts.argv))
     meta.update("build", {"command": "contrast", "run_dir": str(run_dir)})

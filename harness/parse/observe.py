@@ -30,6 +30,9 @@ INT_KEYS = (
     "dying_max", "t_nodying_ms", "window_ms", "churn_ms", "passes", "oom", "oom_kill",
     "oom_limited", "oom_kill_limited", "oom_kill_sys", "access_bytes", "access_us", "moved",
     "scanned", "cancelled", "leak", "kmsg", "case_ms", "dying_period_ms",
+    # soak_churn phase=soak (selftests/recharge/soak.c)
+    "seconds", "generations", "limited", "churn_memcgs", "live_file", "live_shmem",
+    "oom_kill_other",
 )
 STR_KEYS = ("stat", "split", "access", "checks")
 
@@ -83,6 +86,15 @@ class Observation:
     case_ms: int | None = None
     dying_period_ms: int | None = None
     dying: tuple[Sample, ...] = ()
+    # the soak's line: its duration (s), memcg generations started, of which limited,
+    # churn memcgs made, what the live memcg holds at the end, OOM kills elsewhere
+    seconds: int | None = None
+    generations: int | None = None
+    limited: int | None = None
+    churn_memcgs: int | None = None
+    live_file: int | None = None
+    live_shmem: int | None = None
+    oom_kill_other: int | None = None
     #: Keys this parser does not know, as printed.
     extra: dict[str, str] = field(default_factory=dict)
     #: Every key the line printed (a None value is "printed as -1" only if it is here).

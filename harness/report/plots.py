@@ -91,7 +91,8 @@ def dying_plot(plt: Any, c: Contrast, row: Row, out: Path) -> Plot | None:
                 linestyle="--" if k.kind == "series-0" else "-")
         if o.churn_ms is not None:  # stress: the sweep starts where the churn ends
             ax.axvline(o.churn_ms / 1000.0, color=_colour(k), linestyle=":", linewidth=1.0)
-    since = "the churn's start" if row.case == "stress" else "the removal"
+    since = {"stress": "the churn's start", "soak_churn": "the soak's start"}.get(
+        row.case, "the removal")
     churn = any(o.churn_ms is not None for o in series.values())
     ax.set_xlabel(f"seconds since {since}" + (" (dotted: the churn ends, the sweep starts)"
                                                if churn else ""))

@@ -242,3 +242,17 @@ def test_interrupted_contrast_reports_the_finished_children(tmp_path: Path) -> N
     assert meta["contrast"]["verdict"] == "incomplete"
     assert meta["contrast"]["detail"].startswith("interrupted: missing: 6.12 + series, sysctl 0")
     assert "6.12 base" in (rd / "report.html").read_text()
+
+
+@pytest.mark.parametrize("opts_kw, match", [
+    ({"source": "debian:7.2"}, "picks the sources itself"),
+    ({"tree": Path("/t")}, "--tree is not supported"),
+    ({"no_series": True}, "the series child needs the series"),
+])
+def test_contrast_refuses_what_it_decides(tmp_path: Path, opts_kw: dict, match: str) -> None:
+    from harness.model import Options
+
+    with pytest.raises(UserError, match=match):
+        contrast.main(Options(command="contrast", out=tmp_path / "o", **opts_kw), _args(),
+                      lambda *a: pytest.fail("nothing may run"))  # type: ignore[arg-type,return-value]
+    assert not (tmp_path / "o").exists()

@@ -117,3 +117,15 @@ def test_read_ktap_dir(tmp_path: Path) -> None:
     (k / "test_core.tap").write_text("ok 1 test_cgcore_destroy\n")
     got = observe.read_ktap_dir(k)
     assert list(got) == ["scenarios[sysctl=0]"] and len(got["scenarios[sysctl=0]"]) == 2
+
+
+def test_soak_line() -> None:
+    o = observe.parse_line(
+        "# observe soak_churn phase=soak sysctl=1 seconds=120 generations=480 limited=96 "
+        "churn_memcgs=2000 dying_max=12 dying_end=0 live_file=1048576 live_shmem=0 "
+        "oom_kill_limited=3 oom_kill_other=0 oom_kill_sys=3 moved=100 scanned=120 cancelled=2 "
+        "dying_period_ms=200 dying=0:0,200:4,400:12,600:0")
+    assert o is not None and o.phase == "soak" and not o.extra
+    assert (o.seconds, o.generations, o.limited, o.churn_memcgs) == (120, 480, 96, 2000)
+    assert (o.live_file, o.live_shmem, o.oom_kill_other, o.oom_kill_limited) == (1048576, 0, 0, 3)
+    assert len(o.dying) == 4 and not o.has_split
