@@ -178,7 +178,8 @@ def render(c: Contrast, out: Path) -> tuple[list[Plot], list[str]]:
     except ImportError as e:
         return [], [f"no plots: matplotlib is not installed ({e}); pip install matplotlib"]
     plots: list[Plot] = []
-    for row in c.rows:
+    # The zombie cases first (the headline), then stress and soak, in table order.
+    for row in sorted(c.rows, key=lambda r: not r.case.startswith("zombie")):
         p = dying_plot(plt, c, row, out)
         if p is not None:
             plots.append(p)

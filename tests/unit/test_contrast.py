@@ -256,3 +256,21 @@ def test_contrast_refuses_what_it_decides(tmp_path: Path, opts_kw: dict, match: 
         contrast.main(Options(command="contrast", out=tmp_path / "o", **opts_kw), _args(),
                       lambda *a: pytest.fail("nothing may run"))  # type: ignore[arg-type,return-value]
     assert not (tmp_path / "o").exists()
+
+
+def test_every_child_argv_is_a_valid_run(tmp_path: Path) -> None:
+    """The children's command lines parse into the runs the report expects (nothing runs)."""
+    from harness.model import Options
+
+    parser = cli.build_parser()
+    plans = contrast.plan(Options(), _args(case=["zombie_shmem"], stress_seconds=30))
+    got = {}
+    for p in plans:
+        argv = [*p.argv, "--out", str(tmp_path)]
+        got[p.label] = cli._options(parser.parse_args(argv), argv)
+    assert got["base"].no_series and got["base"].source == "debian:6.12"
+    assert not got["series"].no_series and got["series"].series is None  # patches/series
+    assert got["upstream-7.2"].no_series and got["upstream-7.2"].source == "debian:7.2"
+    for o in got.values():
+        assert o.command == "run" and o.suites == ("scenarios",) and o.cases == ("zombie_shmem",)
+        assert o.stress_s == 30
