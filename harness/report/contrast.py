@@ -309,8 +309,43 @@ COLUMN_TITLES = {
 }
 
 
+#: The headline rows: README's "Series versus upstream" table, in its layout.
+HEADLINE = (("zombie_shmem", None), ("zombie_file", None), ("stress", "sweep"))
+
+
+def to_markdown_wide(c: Contrast) -> str:
+    """The headline rows with one column per kernel, as README's table lays them out."""
+    head = ["scenario", "measure", *(k.label for k in c.kernels)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for case, phase in HEADLINE:
+        row = next((r for r in c.rows if r.case == case and r.phase == phase), None)
+        if row is None:
+            continue
+        cols = {k.key: columns(row.cells[k.key]) if k.key in row.cells else None
+                for k in c.kernels}
+
+        def cell(k: Kernel, fmt: str, cols: dict[str, dict[str, str] | None] = cols) -> str:
+            col = cols[k.key]
+            return "-" if col is None else fmt.format(**col)
+
+        for i, (measure, fmt) in enumerate((
+                ("dying memcgs (back to baseline after)", "{dying} ({cleared})"),
+                ("bytes at user / parent / dead", "{user} / {parent} / {dead}"),
+                ("OOM kills", "{oom}"))):
+            label = f"`{case}`" + (f" ({phase})" if phase else "") if i == 0 else ""
+            lines.append("| " + " | ".join([label, measure, *(cell(k, fmt) for k in c.kernels)])
+                         + " |")
+    return "\n".join(lines) + "\n"
+
+
 def to_markdown(c: Contrast) -> str:
-    """The table as Markdown (README's "Series versus upstream" takes it as is)."""
+    """contrast.md: the headline table (README's layout), then every scenario."""
+    return ("## Headline\n\n" + to_markdown_wide(c) + "\n## Every scenario\n\n"
+            + to_markdown_long(c))
+
+
+def to_markdown_long(c: Contrast) -> str:
+    """Every row and kernel, one line each."""
     head = ["scenario", "kernel", *COLUMN_TITLES.values()]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in c.rows:

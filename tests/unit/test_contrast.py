@@ -96,7 +96,12 @@ def test_write_report_files(tmp_path: Path) -> None:
         "http://www.w3.org", "")
     for k in ("6.12 base", "6.12 + series, sysctl 0", "6.12 + series, sysctl 1", "7.2 upstream"):
         assert k in page
-    assert "| zombie_shmem | 7.2 upstream |" in (out / "contrast.md").read_text()
+    md = (out / "contrast.md").read_text()
+    assert "| zombie_shmem | 7.2 upstream |" in md
+    assert "| `zombie_shmem` | dying memcgs (back to baseline after) | 50 → 50 after 8.6 s (never) |" in md
+    assert "|  | bytes at user / parent / dead | 0 B / ≥ 0 B / ≤ 100.0 MiB | 0 B / ≥ 0 B / ≤ 100.0 MiB | " \
+        "100.0 MiB / 0 B / 0 B | 0 B / 100.0 MiB / 0 B |" in md
+    assert "| `stress` (sweep) |" in md and "zombie_file" not in md.split("## Every")[0]
     assert "7.2 upstream" in (out / "summary.txt").read_text()
     suite = ET.parse(out / "junit.xml").getroot().find("testsuite")
     assert suite is not None and len(suite.findall("testcase")) == 4
