@@ -61,6 +61,10 @@ class Options:
     tree: Path | None = None
     base: str | None = None
     series: Path | None = None
+    #: ``--series none`` (or a source the series is not for): test the base unpatched.
+    no_series: bool = False
+    #: ``--source``: which Debian release (harness.stages.debian); ignored with ``tree``.
+    source: str = "debian:6.12"
     out: Path = Path("out")
     memory: str = "3G"
     cpus: int = 2

@@ -150,7 +150,8 @@ class Pipeline:
                 # Before minutes of building a kernel that could not be booted.
                 raise InfraError("qemu-system-x86_64 not found (apt-get install "
                                  "qemu-system-x86): needed to boot, nothing was built")
-            c.src = sourcemod.prepare_source(o.cache, o.tree, o.base, self.path("source.log"))
+            c.src = sourcemod.prepare_source(o.cache, o.tree, o.base, self.path("source.log"),
+                                             source=o.source)
             st["detail"] = f"{c.src.description} {c.src.base_commit[:12]}"
             self.meta.update("source", runreport.source_facts(c.src))
         if not self.wants("apply"):
@@ -182,8 +183,9 @@ class Pipeline:
         o, c = self.o, self.ctx
         assert c.src is not None
         with self.stage("apply") as st:
-            ser = seriesmod.read_series(o.series or (o.project / "patches" / "series"),
-                                        required=o.series is not None)
+            ser = (seriesmod.Series(None, ()) if o.no_series else  # --series none
+                   seriesmod.read_series(o.series or (o.project / "patches" / "series"),
+                                         required=o.series is not None))
             c.applied = a = seriesmod.apply_series(c.src, ser, worktree, self.path("series"))
             st["detail"] = (f"empty series: testing the base {c.src.base_ref} unpatched"
                             if ser.empty else f"{len(a.patches)} patches "

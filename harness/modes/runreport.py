@@ -37,7 +37,8 @@ LAST_STAGE = {"source": "source", "apply": "apply", "config": "config", "build":
 
 
 def source_facts(src: sourcemod.Source) -> dict[str, Any]:
-    return {"kind": src.kind, "repo": str(src.repo), "base_ref": src.base_ref,
+    return {"kind": src.kind, "repo": str(src.repo),
+            "release": src.release if src.kind == "debian" else "", "base_ref": src.base_ref,
             "base_commit": src.base_commit, "user_tree": str(src.user_tree or "")}
 
 
