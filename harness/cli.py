@@ -48,7 +48,13 @@ CI_COMMANDS = {
                 "series, build, boot, run the suites: every mutant must be killed"),
     "bench": ("harness.modes.bench", "measure the loop (warm rerun, one-line edit -> verdict, boot, "
               "suites; --cold: cold builds) and the in-guest hot path; bench.json + bench.md"),
+    "contrast": ("harness.modes.contrast", "the scenarios on 6.12, 6.12 + series (sysctl 0 and 1) "
+                 "and upstream 7.2: one report (report.html, plots, contrast.json); "
+                 "--from-runs DIR...: from existing runs"),
 }
+
+#: CI modes that take --source (the others test the series, which is for 6.12 only).
+SOURCE_AWARE_MODES = ("contrast",)
 
 MERGE_HELP = ("combine shard run directories (junit.xml + metadata.json) into one report; "
               "exit code = the worst shard's")
@@ -92,12 +98,11 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         raise UserError(f"--project {project}: no such directory")
     if args.base is not None and args.tree is None:
         raise UserError("--base needs --tree (the Debian source has one fixed base)")
+    no_series, source = _source_and_series(args)
     if args.tree is not None:
         from harness.stages.source import validate_tree
 
         validate_tree(args.tree, args.base)  # bad input fails before a run directory exists
-    if args.series is not None and not args.series.expanduser().is_file():
-        raise UserError(f"--series {args.series}: no such file")
     memory = vm.parse_memory(getattr(args, "memory", "3G"))
     from harness.stages.suites import select_suites
 
@@ -118,12 +123,23 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
             raise UserError(f"--shard {index}/{total}: no suite falls in this shard "
                             f"({len(chosen)} selected; use at most {len(chosen)} shards)")
         suites, shard_text = tuple(mine), f"{index}/{total}"
+    kernel_dir = getattr(args, "kernel_dir", None)
+    if kernel_dir is not None:
+        from harness.stages.kerneldir import kernel_dir_files
+
+        if args.tree is not None or args.series is not None:
+            raise UserError("--kernel-dir tests a kernel already built: --tree, --base and "
+                            "--series do not apply")
+        kernel_dir = kernel_dir.expanduser().resolve()
+        kernel_dir_files(kernel_dir)  # a directory without a kernel fails fast
     cache = paths.cache_root().resolve()
     return Options(
         command=args.command,
         tree=args.tree,
         base=args.base,
-        series=args.series.expanduser().resolve() if args.series else None,
+        series=args.series.expanduser().resolve() if args.series and not no_series else None,
+        no_series=no_series,
+        source=source,
         out=args.out.expanduser().absolute(),
         memory=memory,
         cpus=getattr(args, "cpus", 2),
@@ -133,6 +149,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         suites=suites,
         cases=cases,
         shard=shard_text or None,
+        kernel_dir=kernel_dir,
         stress_s=getattr(args, "stress_seconds", None),
         soak_s=getattr(args, "soak_seconds", None),
         keep_vm_on_failure=getattr(args, "keep_vm_on_failure", False),
@@ -142,6 +159,39 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         cache=cache,
         argv=tuple(argv),
     )
+
+
+def _source_and_series(args: argparse.Namespace) -> tuple[bool, str]:
+    """(no series, --source) checked together: 7.2 is never patched (the series is for 6.12)."""
+    from harness.stages.debian import DEFAULT_SOURCE, parse_source
+
+    source = getattr(args, "source", None) or DEFAULT_SOURCE
+    no_series = args.series is not None and str(args.series) == "none"
+    if args.series is not None and not no_series and not args.series.expanduser().is_file():
+        raise UserError(f"--series {args.series}: no such file")
+    if args.tree is not None:
+        if source != DEFAULT_SOURCE:
+            raise UserError(f"--source {source} and --tree: give one of them (--source picks a "
+                            "Debian kernel source, --tree your own git tree)")
+        return no_series, source
+    try:
+        rel = parse_source(source)
+    except ValueError as e:
+        raise UserError(f"--source: {e}") from None
+    if rel.series or no_series:
+        return no_series, source
+    if args.series is not None:
+        from harness.stages.apply import read_series
+
+        if not read_series(args.series.expanduser(), required=True).empty:
+            raise UserError(
+                f"--source {source} --series {args.series}: the series is written for Linux "
+                f"6.12 and is not applied to {rel.name} ({rel.about}); use --series none "
+                "(or leave --series out) to test it unpatched")
+        return True, source
+    log.info("--source %s: no series (the series is for 6.12; %s is tested as released)",
+             source, rel.name)
+    return True, source
 
 
 def _raise_terminated(signum: int, frame: FrameType | None) -> None:
@@ -213,6 +263,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "merge":
             return _merge(args, argv)
         opts = _options(args, argv)
+        if args.command in CI_COMMANDS and opts.source != "debian:6.12" \
+                and args.command not in SOURCE_AWARE_MODES:
+            raise UserError(f"--source {opts.source}: `{args.command}` tests the series on its "
+                            "6.12 base; --source is for run/test/build/... and contrast")
         if args.command in CI_COMMANDS:
             code, line = import_module(CI_COMMANDS[args.command][0]).main(opts, args)
             (log.info if code == 0 else log.error)("%s", line)

@@ -61,6 +61,10 @@ class Options:
     tree: Path | None = None
     base: str | None = None
     series: Path | None = None
+    #: ``--series none`` (or a source the series is not for): test the base unpatched.
+    no_series: bool = False
+    #: ``--source``: which Debian release (harness.stages.debian); ignored with ``tree``.
+    source: str = "debian:6.12"
     out: Path = Path("out")
     memory: str = "3G"
     cpus: int = 2
@@ -71,6 +75,8 @@ class Options:
     #: --case: only these cases of the project's programs (see suites.select_suites)
     cases: tuple[str, ...] = ()
     shard: str | None = None  # "I/N" when --shard chose ``suites``
+    #: ``test --kernel-dir``: a run directory holding kernel/bzImage, config, guest/
+    kernel_dir: Path | None = None
     stress_s: int | None = None  # --stress-seconds for the scenarios' stress case
     soak_s: int | None = None  # --soak-seconds for the soak suite (harness.stages.widenet)
     keep_vm_on_failure: bool = False

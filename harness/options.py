@@ -52,12 +52,15 @@ def add_run_options(sp: argparse.ArgumentParser, name: str) -> list[Forward]:
             fwd.append(Forward(action.dest, flag, str(kw.get("action", "store")), action.default))
 
     g = _Group("source")
+    g.add_argument("--source", default="debian:6.12", metavar="debian:RELEASE",
+                   help="the Debian kernel source: debian:6.12 (default, the series' base) or "
+                   "debian:7.2 (upstream 7.2 from Debian sid; never patched: --series none)")
     g.add_argument("--tree", type=Path, help="your kernel git tree (never modified; a worktree "
                    "in the cache is used). Default: Debian linux-source-6.12")
     g.add_argument("--base", help="commit/branch/tag of --tree to apply the series on "
                    "(default: its HEAD)")
     g.add_argument("--series", type=Path, help="series file (default: <project>/patches/series;"
-                   " missing or empty = test the base)")
+                   " missing or empty = test the base; 'none': no series)")
     g.add_argument("--out", type=Path, default=Path("out"),
                    help="parent of the numbered run directories (default: ./out)")
     g.add_argument("--project", type=Path, help="project checkout with kconfig/, patches/, "
@@ -96,6 +99,11 @@ def add_run_options(sp: argparse.ArgumentParser, name: str) -> list[Forward]:
         g.add_argument("--shard", metavar="I/N",
                        help="run only shard I of N of the selected suites (round-robin over "
                        "their sorted names; for CI matrices, combine with `merge`)")
+    if name == "test":
+        g.add_argument("--kernel-dir", type=Path, metavar="DIR",
+                       help="test the kernel of a `build` (or `run`) run directory: "
+                       "DIR/kernel/bzImage, DIR/config and the selftests in DIR/guest/ "
+                       "(e.g. a CI artifact); no source, no build, no cache needed")
     return fwd
 
 

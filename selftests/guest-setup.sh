@@ -189,6 +189,9 @@ if [ -r /sys/kernel/mm/lru_gen/enabled ]; then
 else
 	fact lru_gen missing
 fi
+# root's home as SSH sessions see it: the guest's private one when the harness's guest
+# command could switch it (harness.stages.vm: the host root's ~/.bashrc is not read)
+fact root_home "$(awk -F: '$1 == "root" { print $6 }' /etc/passwd)"
 if [ -e /proc/net/if_inet6 ]; then
 	fact ipv6 yes
 else

@@ -391,7 +391,9 @@ def kbuild_worktree_name(opts: "Options") -> str:
     import hashlib
 
     if opts.tree is None:
-        return "debian-6.12"
+        from harness.stages.debian import parse_source
+
+        return parse_source(opts.source).worktree_prefix
     return "tree-" + hashlib.sha256(str(opts.tree.expanduser().resolve())
                                     .encode()).hexdigest()[:10]
 

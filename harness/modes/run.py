@@ -32,7 +32,7 @@ from harness.stages import apply as seriesmod
 from harness.stages import boot as bootmod
 from harness.stages import build as buildmod
 from harness.stages import config as configmod
-from harness.stages import inventory, widenet
+from harness.stages import inventory, kerneldir, widenet
 from harness.stages import source as sourcemod
 from harness.stages import suites as suitesmod
 from harness.stages.accel import AccelChoice
@@ -61,6 +61,8 @@ class Context:
     runs: list[SuiteRun] = field(default_factory=list)
     #: Whether the kernel's .config claims the series' feature (harness.stages.inventory).
     feature: bool | None = None
+    #: ``--kernel-dir``: the commits its kernel was built from (its metadata.json)
+    kernel_source: dict[str, str] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -139,12 +141,17 @@ class Pipeline:
 
     def _run_stages(self) -> None:
         o, c = self.o, self.ctx
+        if o.kernel_dir is not None:
+            self._use_kernel_dir(o.kernel_dir)
+            self._boot_and_test()
+            return
         with self.stage("source", "source.log") as st:
             if self.wants("boot") and shutil.which("qemu-system-x86_64") is None:
                 # Before minutes of building a kernel that could not be booted.
                 raise InfraError("qemu-system-x86_64 not found (apt-get install "
                                  "qemu-system-x86): needed to boot, nothing was built")
-            c.src = sourcemod.prepare_source(o.cache, o.tree, o.base, self.path("source.log"))
+            c.src = sourcemod.prepare_source(o.cache, o.tree, o.base, self.path("source.log"),
+                                             source=o.source)
             st["detail"] = f"{c.src.description} {c.src.base_commit[:12]}"
             self.meta.update("source", runreport.source_facts(c.src))
         if not self.wants("apply"):
@@ -160,12 +167,25 @@ class Pipeline:
         if self.wants("boot"):
             self._boot_and_test()
 
+    def _use_kernel_dir(self, d: Path) -> None:
+        """``test --kernel-dir``: stage ``build`` takes another run's kernel and selftests."""
+        c = self.ctx
+        with self.stage("build") as st:
+            k = kerneldir.use_kernel_dir(d, self.run_dir)
+            c.bzimage, c.guest_dirs, c.feature = k.bzimage, k.guest_dirs, k.feature
+            c.kernel_source = k.commits
+            self.meta.update("inventory", {"option": inventory.FEATURE_OPTION,
+                                           "feature": c.feature})
+            self.meta.update("source", k.source)
+            st["detail"] = k.detail
+
     def _apply(self, worktree: Path) -> None:
         o, c = self.o, self.ctx
         assert c.src is not None
         with self.stage("apply") as st:
-            ser = seriesmod.read_series(o.series or (o.project / "patches" / "series"),
-                                        required=o.series is not None)
+            ser = (seriesmod.Series(None, ()) if o.no_series else  # --series none
+                   seriesmod.read_series(o.series or (o.project / "patches" / "series"),
+                                         required=o.series is not None))
             c.applied = a = seriesmod.apply_series(c.src, ser, worktree, self.path("series"))
             st["detail"] = (f"empty series: testing the base {c.src.base_ref} unpatched"
                             if ser.empty else f"{len(a.patches)} patches "
@@ -256,10 +276,12 @@ class Pipeline:
                 stack.callback(self._collect_dmesg_once)
                 c.vm, c.guest = b.vm, b.guest
                 st["detail"] = (f"{b.accel.accel.upper()} guest up, SSH after "
-                                f"{b.boot_to_ssh_s:.1f}s, shell after {b.boot_to_shell_s:.1f}s "
-                                f"(port {b.vm.port})")
+                                f"{b.boot_to_ssh_s:.1f}s, first command {b.first_command_s:.2f}s "
+                                f"later (port {b.vm.port})")
                 self.meta.update("vm", {"port": b.vm.port, "boot_to_ssh_s": round(b.boot_to_ssh_s, 1),
                                         "boot_to_shell_s": round(b.boot_to_shell_s, 1),
+                                        "first_command_s": b.first_command_s,
+                                        "guest_ready_s": b.guest_ready_s,
                                         "ssh_wait_s": round(b.ssh_wait_s, 1)})
             with self.stage("guest-setup", "guest-setup.log") as st:
                 setup = bootmod.guest_setup(b.guest, o.project, self.path("guest-setup.log"))

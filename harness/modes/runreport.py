@@ -37,7 +37,8 @@ LAST_STAGE = {"source": "source", "apply": "apply", "config": "config", "build":
 
 
 def source_facts(src: sourcemod.Source) -> dict[str, Any]:
-    return {"kind": src.kind, "repo": str(src.repo), "base_ref": src.base_ref,
+    return {"kind": src.kind, "repo": str(src.repo),
+            "release": src.release if src.kind == "debian" else "", "base_ref": src.base_ref,
             "base_commit": src.base_commit, "user_tree": str(src.user_tree or "")}
 
 
@@ -62,6 +63,8 @@ def finish(p: Pipeline, error: HarnessError | None) -> int:
         if name not in done and p.wants(name) and name != "report":
             if p.o.command == "test" and name == "selftests":
                 continue
+            if p.o.kernel_dir is not None and name in ("source", "apply", "config"):
+                continue  # another run's kernel: these did not apply (harness.stages.kerneldir)
             p.record(StageResult(name, Status.NOTRUN, 0.0, None,
                                  "not reached" if error else "skipped"))
     if p.wants("suites"):
@@ -84,8 +87,9 @@ def report(p: Pipeline) -> None:
     detail = []
     status = Status.PASS
     props = {
-        "base_commit": c.src.base_commit if c.src else "",
-        "head_commit": c.applied.head_commit if c.applied else "",
+        "base_commit": c.src.base_commit if c.src else c.kernel_source.get("base_commit", ""),
+        "head_commit": (c.applied.head_commit if c.applied
+                        else c.kernel_source.get("head_commit", "")),
         "config_sha256": c.config.config_sha256 if c.config else "",
         "accel": c.accel.accel if c.accel else "",
         "accel_reason": c.accel.reason if c.accel else "",

@@ -471,6 +471,26 @@ def _cut_mid_test(trailing: list[str]) -> str | None:
             f"result, first: {rest[0][:80]!r}")
 
 
+def top_level_result(line: str) -> tuple[int, str, CaseStatus] | None:
+    """``(number, name, status)`` if ``line`` is a top-level result line (not indented,
+    not behind ``#``): what a live progress display follows, one line at a time."""
+    widths, content = _peel(line.rstrip("\n"))
+    if widths != [0]:
+        return None
+    m = _RESULT.match(content)
+    if not m:
+        return None
+    name, status, _ = _parse_result(m.group(1) == "ok", int(m.group(2)), m.group(3) or "")
+    return int(m.group(2)), name, status
+
+
+def top_level_plan(line: str) -> int | None:
+    """N of a top-level ``1..N`` plan line."""
+    widths, content = _peel(line.rstrip("\n"))
+    m = _PLAN.match(content) if widths == [0] else None
+    return int(m.group(1)) if m else None
+
+
 def parse_ktap(text: str, name: str) -> KtapResult:
     """Parse a program's (K)TAP output.  Never raises on malformed input."""
     parser = _Parser()

@@ -70,8 +70,17 @@ class Booted:
     ssh_wait_s: float
     #: host seconds from vng start to the guest clock's 0 (from /proc/uptime)
     guest_zero_s: float | None
+    #: host seconds from vng start to the guest command's ready line
+    #: (:data:`harness.stages.vm.GUEST_READY`; None: not seen, connected anyway)
+    guest_ready_s: float | None = None
     #: set by the caller to leave the guest running on exit (--keep-vm-on-failure)
     keep: bool = False
+
+    @property
+    def first_command_s(self) -> float:
+        """SSH ready -> first command done: a new session's start-up (sshd, PAM, root's
+        login shell; none of the host root's start-up files: harness.stages.vm)."""
+        return round(self.boot_to_shell_s - self.boot_to_ssh_s, 2)
 
 
 def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
@@ -153,10 +162,10 @@ def boot(bzimage: Path, workdir: Path, spec: BootSpec, cache: Path, *,
 
 
 def _connect(vm: vmmod.Vm, guest: Any, choice: accelmod.AccelChoice, spec: BootSpec) -> Booted:
-    """Wait for SSH, open the first shell; the timings of both."""
+    """Wait for the guest's ready line and SSH, open the first shell; the timings."""
     deadline = spec.boot_timeout_s if choice.accel == "tcg" else min(spec.boot_timeout_s, 120)
     try:
-        waited = guest.connect(deadline, alive=vm.alive)
+        waited = guest.connect(deadline, alive=vm.alive, ready=vm.guest_ready)
     except Interrupted:  # SIGTERM while waiting: not the guest's fault
         raise
     except HarnessError as e:
@@ -171,7 +180,11 @@ def _connect(vm: vmmod.Vm, guest: Any, choice: accelmod.AccelChoice, spec: BootS
     zero = None
     with contextlib.suppress(ValueError, IndexError):
         zero = round(shell_s - float((first.stdout or "").split()[0]), 2)
-    return Booted(vm, guest, choice, round(ssh_s, 2), round(shell_s, 2), round(waited, 2), zero)
+    ready_s = round(vm.ready_at - vm.started_at, 1) if vm.ready_at is not None else None
+    booted = Booted(vm, guest, choice, round(ssh_s, 2), round(shell_s, 2), round(waited, 2), zero,
+                    guest_ready_s=ready_s)
+    log.info("vm: SSH ready -> first command done in %.2fs", booted.first_command_s)
+    return booted
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ one kernel build at a time per cache).  A build whose inputs (tree commit and
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -75,40 +76,120 @@ def ccache_env(cache: Path) -> dict[str, str]:
     }
 
 
+def _mmss(seconds: float) -> str:
+    s = max(0, int(round(seconds)))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
+@dataclass(frozen=True)
+class LastBuild:
+    """What the previous build of a build directory did (``.harness-last-build.json``):
+    the expectation of the next one's progress line."""
+
+    compiled: int
+    duration_s: float | None = None
+    #: seconds from the last CC line to the end (vmlinux link, bzImage)
+    tail_s: float | None = None
+
+
+LAST_BUILD_FILE = ".harness-last-build.json"
+_LEGACY_COUNT_FILE = ".harness-cc-count"
+
+
+def read_last_build(kbuild: Path) -> LastBuild | None:
+    """The last build's record in ``kbuild`` (or the older count-only file), if any."""
+    try:
+        data = json.loads((kbuild / LAST_BUILD_FILE).read_text())
+        return LastBuild(int(data["compiled"]), _opt_float(data.get("duration_s")),
+                         _opt_float(data.get("tail_s")))
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    try:
+        n = int((kbuild / _LEGACY_COUNT_FILE).read_text().strip())
+        return LastBuild(n) if n > 0 else None
+    except (OSError, ValueError):
+        return None
+
+
+def _opt_float(v: object) -> float | None:
+    return float(v) if isinstance(v, (int, float)) else None
+
+
+def write_last_build(kbuild: Path, progress: "Progress", duration_s: float) -> None:
+    rec = {"compiled": progress.count, "duration_s": round(duration_s, 1),
+           "tail_s": round(progress.tail_s(), 1) if progress.count else None}
+    write_if_changed(kbuild / LAST_BUILD_FILE, json.dumps(rec) + "\n")
+    write_if_changed(kbuild / _LEGACY_COUNT_FILE, f"{progress.count}\n")
+
+
 class Progress:
-    """A live line on a TTY; a log line every ``period_s`` otherwise."""
+    """A live line on a TTY; a log line every ``period_s`` otherwise.
+
+    ``build: 812/2000 (40%) compiled, 2:10 elapsed, ETA 3:25, mm/memcontrol.o``: the
+    expected count is what the last build of the same build directory compiled
+    (:class:`LastBuild`); the ETA is the remaining files at this build's own rate so far,
+    plus the last build's tail after its last compile (the link).  Before the first
+    file, the ETA is the last build's duration minus the time elapsed.
+    """
 
     def __init__(self, what: str, expected: int | None, stream: TextIO | None = None,
-                 period_s: float = 60.0):
+                 period_s: float = 60.0, last: LastBuild | None = None,
+                 clock: Callable[[], float] = time.monotonic):
         self.what = what
         self.expected = expected
         self.stream = stream if stream is not None else sys.stderr
         self.tty = self.stream.isatty()
         self.period_s = period_s
-        self.start = time.monotonic()
+        self.last_build = last
+        self.clock = clock
+        self.start = clock()
         self.last_print = 0.0
         self.count = 0
         self.last = ""
+        self.last_cc_at: float | None = None
 
     def line(self, text: str) -> None:
         m = _STEP_RE.match(text)
         if m:
             if m.group(1).startswith("CC"):
                 self.count += 1
+                self.last_cc_at = self.clock()
             self.last = m.group(2)
         self.tick()
 
+    def tail_s(self) -> float:
+        """Seconds since the last compile (at the end: the link's share)."""
+        return self.clock() - (self.last_cc_at if self.last_cc_at is not None else self.start)
+
+    def eta_s(self) -> float | None:
+        """Seconds left, or None when there is nothing to go by."""
+        el = self.clock() - self.start
+        tail = (self.last_build.tail_s if self.last_build and self.last_build.tail_s else 0.0)
+        if self.count == 0:
+            if self.last_build and self.last_build.duration_s:
+                return max(0.0, self.last_build.duration_s - el)
+            return None
+        if not self.expected:
+            return None
+        if self.count >= self.expected:  # more than last time: the link is what is left
+            return max(0.0, tail - self.tail_s()) if tail else None
+        assert self.last_cc_at is not None
+        rate_el = self.last_cc_at - self.start
+        return rate_el * (self.expected - self.count) / self.count + tail
+
     def render(self) -> str:
-        el = int(time.monotonic() - self.start)
+        el = self.clock() - self.start
         frac = ""
         if self.expected:
             pct = min(99, 100 * self.count // max(1, self.expected))
             frac = f"/{self.expected} ({pct}%)"
-        return f"{self.what}: {self.count}{frac} compiled, {el // 60}:{el % 60:02d} elapsed" + (
-            f", {self.last}" if self.last else "")
+        eta = self.eta_s()
+        return (f"{self.what}: {self.count}{frac} compiled, {_mmss(el)} elapsed"
+                + (f", ETA {_mmss(eta)}" if eta is not None else "")
+                + (f", {self.last}" if self.last else ""))
 
     def tick(self) -> None:
-        now = time.monotonic()
+        now = self.clock()
         if self.tty:
             if now - self.last_print >= 0.5:
                 cols = shutil.get_terminal_size((100, 20)).columns
@@ -158,17 +239,12 @@ def make_kernel(
     config = kbuild / ".config"
     bzimage = kbuild / "arch" / "x86" / "boot" / "bzImage"
     stamp_file = kbuild / ".harness-build-stamp"
-    count_file = kbuild / ".harness-cc-count"
     stamp = _stamp(tree_commit, config)
     if bzimage.is_file() and stamp_file.is_file() and stamp_file.read_text().strip() == stamp:
         log.info("build: %s is up to date (same commit and .config): skipping make", bzimage)
         return BuildResult(kbuild, bzimage, log_path, 0.0, True, 0, 0)
-    expected = None
-    if count_file.is_file():
-        try:
-            expected = int(count_file.read_text().strip()) or None
-        except ValueError:
-            pass
+    last = read_last_build(kbuild)
+    expected = last.compiled if last and last.compiled else None
     env = ccache_env(cache)
     argv = ["make", f"O={kbuild}", f"-j{jobs}", "CC=ccache gcc", "bzImage"]
     if shutil.which("ccache") is None:
@@ -176,7 +252,7 @@ def make_kernel(
         argv = ["make", f"O={kbuild}", f"-j{jobs}", "bzImage"]
     with file_lock(lock_path or kbuild_lock(cache), "the kernel build lock"):
         log.info("build: %s (log: %s)", " ".join(argv), log_path)
-        progress = Progress("build", expected, progress_stream)
+        progress = Progress("build", expected, progress_stream, last=last)
         start = time.monotonic()
         try:
             res = proc.run(argv, cwd=tree, timeout=timeout, log_path=log_path, env=env,
@@ -189,8 +265,7 @@ def make_kernel(
     if res.returncode != 0 or not bzimage.is_file():
         err = first_error(text) or (res.tail[-1] if res.tail else "no output")
         raise BuildError(f"kernel build failed: {err}", log=log_path, first_error=err)
-    if progress.count > (expected or 0) // 2:
-        write_if_changed(count_file, f"{progress.count}\n")
+    write_last_build(kbuild, progress, duration)
     write_if_changed(stamp_file, stamp + "\n")
     log.info("build: %s in %.0fs (%d compiled, %d warnings)", bzimage, duration,
              progress.count, warnings)

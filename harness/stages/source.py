@@ -5,6 +5,10 @@ repository in the cache (``<cache>/src/linux-6.12``, branch ``base``, tag
 ``v<upstream>-deb``).  The import is deterministic (fixed identity and date),
 so recreating it elsewhere gives the same commit id.
 
+``--source debian:7.2``: upstream Linux 7.2 from Debian sid, the same way
+(``<cache>/src/linux-7.2``, tag ``v7.2.<n>-deb``), downloaded with an apt list of
+the harness's own (:mod:`harness.stages.debian`); never patched.
+
 ``--tree PATH --base REF``: a user's git tree.  We never write to it: a bare
 "shadow" repository in the cache borrows its objects (``objects/info/alternates``)
 and every worktree and branch the harness makes lives there.
@@ -24,6 +28,7 @@ from pathlib import Path
 from harness import gitutil, proc
 from harness.errors import InfraError, SourceError
 from harness.paths import file_lock
+from harness.stages.debian import DEFAULT_SOURCE, RELEASES, Release, parse_source
 
 log = logging.getLogger(__name__)
 
@@ -44,11 +49,12 @@ class Source:
     base_ref: str  # tag or user-supplied ref, for humans
     description: str
     user_tree: Path | None = None
+    release: str = "6.12"  # kind "debian": which one (harness.stages.debian.RELEASES)
 
     @property
     def worktree_prefix(self) -> str:
         if self.kind == "debian":
-            return "debian-6.12"
+            return RELEASES[self.release].worktree_prefix
         assert self.user_tree is not None
         return "tree-" + hashlib.sha256(str(self.user_tree).encode()).hexdigest()[:10]
 
@@ -56,18 +62,18 @@ class Source:
 # ---------------------------------------------------------------- Debian --
 
 
-def _existing_tag(repo: Path) -> str | None:
+def _existing_tag(repo: Path, pattern: str = TAG_PATTERN) -> str | None:
     if not (repo / ".git").exists() and not (repo / "HEAD").exists():
         return None
-    res = gitutil.git(repo, ["tag", "-l", TAG_PATTERN, "--sort=-version:refname"], check=False)
+    res = gitutil.git(repo, ["tag", "-l", pattern, "--sort=-version:refname"], check=False)
     tags = res.output.split()
     return tags[0] if res.returncode == 0 and tags else None
 
 
-def debian_version() -> str | None:
-    """Version of the installed/available linux-source-6.12 package."""
+def debian_version(package: str = DEBIAN_PACKAGE) -> str | None:
+    """Version of the installed linux-source package."""
     res = proc.run(
-        ["dpkg-query", "-W", "-f=${Version}", DEBIAN_PACKAGE],
+        ["dpkg-query", "-W", "-f=${Version}", package],
         cwd=Path("/"),
         timeout=30,
         merge_stderr=False,
@@ -91,27 +97,19 @@ def strip_debian_gitignore(text: str) -> str:
     return text
 
 
-def _fetch_tarball(workdir: Path, log_path: Path | None) -> tuple[Path, str]:
+def _fetch_tarball(workdir: Path, log_path: Path | None,
+                   release: Release | None = None) -> tuple[Path, str]:
     """Return (tarball, debian version): the system copy or ``apt-get download``."""
-    if SYSTEM_TARBALL.is_file():
-        ver = debian_version() or "unknown"
-        log.info("source: using %s (%s)", SYSTEM_TARBALL, ver)
-        return SYSTEM_TARBALL, ver
-    log.info("source: downloading %s with apt-get download (no root needed)", DEBIAN_PACKAGE)
-    res = proc.run(
-        ["apt-get", "download", DEBIAN_PACKAGE],
-        cwd=workdir,
-        timeout=1800,
-        log_path=log_path,
-    )
-    debs = sorted(workdir.glob(f"{DEBIAN_PACKAGE}_*.deb"))
-    if res.returncode != 0 or not debs:
-        raise InfraError(
-            f"apt-get download {DEBIAN_PACKAGE} failed: "
-            f"{res.tail[-1] if res.tail else 'no output'}",
-            log=log_path,
-        )
-    deb = debs[-1]
+    rel = release or RELEASES["6.12"]
+    default = rel.name == "6.12"
+    system = SYSTEM_TARBALL if default else rel.system_tarball
+    if system.is_file():
+        ver = (debian_version() if default else debian_version(rel.package)) or "unknown"
+        log.info("source: using %s (%s)", system, ver)
+        return system, ver
+    from harness.stages import debian
+
+    deb = debian.download(rel, workdir, log_path)
     ver = proc.run(
         ["dpkg-deb", "-f", str(deb), "Version"], cwd=workdir, timeout=60, merge_stderr=False
     ).output.strip()
@@ -121,14 +119,15 @@ def _fetch_tarball(workdir: Path, log_path: Path | None) -> tuple[Path, str]:
         timeout=600,
         log_path=log_path,
     )
-    tarball = workdir / "pkg" / "usr" / "src" / f"{DEBIAN_PACKAGE}.tar.xz"
+    tarball = workdir / "pkg" / "usr" / "src" / f"{rel.package}.tar.xz"
     if res.returncode != 0 or not tarball.is_file():
         raise InfraError(f"dpkg-deb -x {deb.name} gave no {tarball.name}", log=log_path)
     deb.unlink()
     return tarball, ver or "unknown"
 
 
-def create_debian_repo(repo: Path, log_path: Path | None = None) -> str:
+def create_debian_repo(repo: Path, log_path: Path | None = None,
+                       release: Release | None = None) -> str:
     """Import the tarball into a new git repository at ``repo``; return the tag.
 
     Built in a sibling temporary directory and renamed into place, so an
@@ -137,7 +136,8 @@ def create_debian_repo(repo: Path, log_path: Path | None = None) -> str:
     repo.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{repo.name}.tmp-", dir=repo.parent))
     try:
-        tarball, deb_ver = _fetch_tarball(tmp, log_path)
+        rel = release or RELEASES["6.12"]
+        tarball, deb_ver = _fetch_tarball(tmp, log_path, rel)
         log.info("source: extracting %s (about 15 s)", tarball.name)
         res = proc.run(
             ["tar", "-xJf", str(tarball), "-C", str(tmp)],
@@ -145,7 +145,7 @@ def create_debian_repo(repo: Path, log_path: Path | None = None) -> str:
             timeout=1800,
             log_path=log_path,
         )
-        top = tmp / DEBIAN_PACKAGE
+        top = tmp / rel.package
         if res.returncode != 0 or not (top / "Makefile").is_file():
             raise InfraError(f"extracting {tarball} failed", log=log_path)
         if upstream_version(deb_ver) == "unknown":
@@ -159,7 +159,7 @@ def create_debian_repo(repo: Path, log_path: Path | None = None) -> str:
         log.info("source: committing the tree as git base %s (about 30 s)", tag)
         gitutil.git(top, ["init", "-q", "-b", "base"], env=env, log_path=log_path)
         gitutil.git(top, ["add", "-A", "-f"], env=env, timeout=1800, log_path=log_path)
-        msg = f"Linux {upstream} (Debian {DEBIAN_PACKAGE} {deb_ver})"
+        msg = f"Linux {upstream} (Debian {rel.package} {deb_ver})"
         gitutil.git(top, ["commit", "-q", "--no-verify", "-m", msg], env=env, timeout=1800,
                     log_path=log_path)
         gitutil.git(top, ["tag", tag], env=env, log_path=log_path)
@@ -175,17 +175,19 @@ def _makefile_version(makefile: Path) -> str:
     return f"{vals.get('VERSION', '0')}.{vals.get('PATCHLEVEL', '0')}.{vals.get('SUBLEVEL', '0')}"
 
 
-def debian_source(cache: Path, log_path: Path | None = None) -> Source:
+def debian_source(cache: Path, log_path: Path | None = None,
+                  release: Release | None = None) -> Source:
     """The Debian base repository, created on first use and reused afterwards."""
-    repo = cache / "src" / SRC_DIR_NAME
+    rel = release or RELEASES["6.12"]
+    repo = cache / "src" / rel.src_dir_name
     with file_lock(cache / "locks" / "source.lock", "the source cache lock"):
-        tag = _existing_tag(repo)
+        tag = _existing_tag(repo, rel.tag_pattern)
         if tag is None:
             if repo.exists():
                 raise SourceError(
-                    f"{repo} exists but has no {TAG_PATTERN} tag; move it away to re-import"
+                    f"{repo} exists but has no {rel.tag_pattern} tag; move it away to re-import"
                 )
-            tag = create_debian_repo(repo, log_path)
+            tag = create_debian_repo(repo, log_path, rel)
         else:
             log.info("source: reusing %s (tag %s)", repo, tag)
     sha = gitutil.rev_parse(repo, tag)
@@ -196,7 +198,8 @@ def debian_source(cache: Path, log_path: Path | None = None) -> Source:
         repo=repo,
         base_commit=sha,
         base_ref=tag,
-        description=f"Debian {DEBIAN_PACKAGE} ({tag})",
+        description=f"Debian {rel.package} ({tag})",
+        release=rel.name,
     )
 
 
@@ -254,10 +257,18 @@ def tree_source(cache: Path, tree: Path, base: str | None) -> Source:
 
 
 def prepare_source(
-    cache: Path, tree: Path | None = None, base: str | None = None, log_path: Path | None = None
+    cache: Path, tree: Path | None = None, base: str | None = None, log_path: Path | None = None,
+    source: str = DEFAULT_SOURCE,
 ) -> Source:
+    """``--tree`` (with ``--base``), else the Debian release ``source`` names."""
     if tree is None:
         if base is not None:
             raise SourceError("--base needs --tree (the Debian source has one fixed base)")
-        return debian_source(cache, log_path)
+        try:
+            rel = parse_source(source)
+        except ValueError as e:
+            raise SourceError(f"--source: {e}") from e
+        return debian_source(cache, log_path, rel)
+    if source != DEFAULT_SOURCE:
+        raise SourceError(f"--source {source} and --tree: give one of them")
     return tree_source(cache, tree, base)

@@ -68,9 +68,14 @@ class Guest:
             client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
         return client
 
-    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None) -> float:
+    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None,
+                ready: Callable[[], bool] | None = None, ready_grace_s: float = 90.0) -> float:
         """Retry with back-off until sshd answers; return seconds waited.
 
+        ``ready``: no attempt before it says the guest is ready for sessions
+        (harness.stages.vm.Vm.guest_ready: sshd reads root's passwd entry when a
+        connection logs in, so logging in earlier would give that connection the
+        host root's home); after ``ready_grace_s`` without it, connect anyway.
         Raises :class:`SshError` at the deadline or as soon as ``alive()`` says
         the guest is gone.
         """
@@ -80,6 +85,17 @@ class Guest:
         while True:
             if alive is not None and not alive():
                 raise SshError(f"guest exited while waiting for SSH (last: {last})")
+            if ready is not None and not ready():
+                waited = time.monotonic() - start
+                if waited > deadline_s:
+                    raise SshError(f"SSH to {self.host}:{self.port} not answering after "
+                                   f"{deadline_s:.0f}s (the guest never reported ready)")
+                if waited < ready_grace_s:
+                    time.sleep(0.1)
+                    continue
+                log.warning("ssh: the guest did not report ready in %.0fs; connecting anyway "
+                            "(its sessions may read the host root's start-up files)", waited)
+                ready = None
             client = self._new_client()
             try:
                 client.connect(
@@ -105,8 +121,11 @@ class Guest:
             delay = min(delay * 1.5, 5.0)
 
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0) -> CmdResult:
+            kill_after: float = 10.0, on_line: LineSink | None = None) -> CmdResult:
         """Run ``command`` (a shell string) with a guest-side ``timeout`` and a host deadline.
+
+        ``on_line``: called with each line of stdout as the guest prints it (progress);
+        the result's ``stdout`` is the exact output all the same.
 
         Goes through one persistent ``/bin/sh`` channel: every new SSH session
         costs seconds under TCG (sshd + PAM + the user's login-shell rc files over
@@ -120,17 +139,18 @@ class Guest:
             try:
                 if self._shell is None:
                     self._shell = _Shell(self.client)
-                return self._shell.run(command, timeout, cwd=cwd, kill_after=kill_after)
+                return self._shell.run(command, timeout, cwd=cwd, kill_after=kill_after,
+                                       on_line=on_line)
             except _ShellBroken as e:
                 log.debug("ssh: persistent shell unusable (%s); one session per command", e)
                 self._shell = None
                 if e.result is not None:
                     return e.result
                 self.persistent = False
-        return self.run_exec(command, timeout, cwd=cwd, kill_after=kill_after)
+        return self.run_exec(command, timeout, cwd=cwd, kill_after=kill_after, on_line=on_line)
 
     def run_exec(self, command: str, timeout: float, *, cwd: str | None = None,
-                 kill_after: float = 10.0) -> CmdResult:
+                 kill_after: float = 10.0, on_line: LineSink | None = None) -> CmdResult:
         """Run ``command`` in its own SSH session (exec channel)."""
         if self.client is None:
             raise SshError("not connected")
@@ -142,6 +162,7 @@ class Guest:
         start = time.monotonic()
         out: list[bytes] = []
         err: list[bytes] = []
+        lines = _LineSplitter(on_line)
         try:
             transport = self.client.get_transport()
             if transport is None:
@@ -154,6 +175,7 @@ class Guest:
                 got = False
                 if chan.recv_ready():
                     out.append(chan.recv(65536))
+                    lines.feed(out[-1])
                     got = True
                 if chan.recv_stderr_ready():
                     err.append(chan.recv_stderr(65536))
@@ -173,6 +195,7 @@ class Guest:
                     time.sleep(0.05)
             code = chan.recv_exit_status()
             chan.close()
+            lines.flush()
         except (paramiko.SSHException, OSError, EOFError, socket.timeout) as e:
             return CmdResult(command, None, _dec(out), _dec(err), time.monotonic() - start,
                              False, f"connection lost: {type(e).__name__}: {e}"[:200])
@@ -220,8 +243,8 @@ class _Shell:
     """One ``/bin/sh`` on a channel; commands are written to its stdin.
 
     Per command N the shell runs it in a subshell with stdout/stderr in files
-    under /run, then prints ``@@RC N <status>`` and both files, each preceded
-    by its size in bytes, so the host reads exact outputs off one stream.
+    under /run, then prints ``@@RC N <status>``, the two files' sizes in bytes (a
+    line each) and the two files, so the host reads exact outputs off one stream.
     """
 
     def __init__(self, client: paramiko.SSHClient):
@@ -269,20 +292,15 @@ class _Shell:
         data, self.buf = self.buf[:size], self.buf[size:]
         return data
 
-    def run(self, command: str, timeout: float, *, cwd: str | None, kill_after: float
-            ) -> CmdResult:
+    def run(self, command: str, timeout: float, *, cwd: str | None, kill_after: float,
+            on_line: LineSink | None = None) -> CmdResult:
         self.n += 1
         n = self.n
-        inner = f"cd {shlex.quote(cwd)} && {command}" if cwd else command
-        out, err = f"{_SCRATCH}/{n}.out", f"{_SCRATCH}/{n}.err"
-        script = (
-            f"mkdir -p {_SCRATCH}; ( exec timeout -k {int(kill_after)} {int(max(1, timeout))} "
-            f"sh -c {shlex.quote(inner)} ) </dev/null >{out} 2>{err}; "
-            f"echo \"@@RC {n} $?\"; wc -c <{out}; cat {out}; wc -c <{err}; cat {err}; "
-            f"rm -f {out} {err}\n"
-        )
+        script = shell_script(n, command, timeout, cwd=cwd, kill_after=kill_after,
+                              stream=on_line is not None)
         start = time.monotonic()
         deadline = start + timeout + kill_after + 30
+        streamed = f"@@O {n} ".encode()
         try:
             self.chan.sendall(script.encode())
             while True:
@@ -290,8 +308,12 @@ class _Shell:
                 if line.startswith(f"@@RC {n} ".encode()):
                     code = int(line.split()[2])
                     break
-            o = self._exact(int(self._line(deadline).strip() or 0), deadline)
-            e = self._exact(int(self._line(deadline).strip() or 0), deadline)
+                if on_line is not None and line.startswith(streamed):
+                    _call(on_line, line[len(streamed):].decode("utf-8", "replace"))
+            o_size = int(self._line(deadline).strip() or 0)
+            e_size = int(self._line(deadline).strip() or 0)
+            o = self._exact(o_size, deadline)
+            e = self._exact(e_size, deadline)
         except socket.timeout:
             self.close()
             raise _ShellBroken("timed out", CmdResult(
@@ -309,6 +331,62 @@ class _Shell:
         return CmdResult(command, code, o.decode("utf-8", "replace"),
                          e.decode("utf-8", "replace"), time.monotonic() - start,
                          timed_out=code == 124)
+
+
+def shell_script(n: int, command: str, timeout: float, *, cwd: str | None, kill_after: float,
+                 stream: bool = False) -> str:
+    """What the persistent shell is sent for command ``n`` (see :class:`_Shell`).
+
+    ``stream``: the program still writes to its file (children it leaves behind cannot
+    hold the channel open), and ``tail --pid`` follows that file while it runs, each line
+    sent back as ``@@O <n> <line>``; a last line without newline gets one, so ``@@RC``
+    always starts a line."""
+    inner = f"cd {shlex.quote(cwd)} && {command}" if cwd else command
+    out, err = f"{_SCRATCH}/{n}.out", f"{_SCRATCH}/{n}.err"
+    run = (f"( exec timeout -k {int(kill_after)} {int(max(1, timeout))} "
+           f"sh -c {shlex.quote(inner)} ) </dev/null >{out} 2>{err}")
+    if stream:
+        run = (f": >{out}; {run} & p=$!; tail -s 0.2 -n +1 -f --pid=$p {out} "
+               f"| sed -u 's/^/@@O {n} /'; wait $p; rc=$?; echo")
+    else:
+        run += "; rc=$?"
+    # Few programs: each one costs ~50 ms under TCG on a loaded host, and every command
+    # pays them (`[` and `echo` are the shell's own).
+    return (f"[ -d {_SCRATCH} ] || mkdir -p {_SCRATCH}; {run}; "
+            f"echo \"@@RC {n} $rc\"; stat -c %s {out} {err}; cat {out} {err}; "
+            f"rm -f {out} {err}\n")
+
+
+#: Where streamed output lines go (see ``Guest.run``'s ``on_line``).
+LineSink = Callable[[str], None]
+
+
+def _call(sink: LineSink, line: str) -> None:
+    try:
+        sink(line)
+    except Exception:  # progress must never break a run
+        log.debug("ssh: on_line callback failed", exc_info=True)
+
+
+class _LineSplitter:
+    """Bytes in, complete lines out to ``sink`` (the last partial one at ``flush``)."""
+
+    def __init__(self, sink: LineSink | None):
+        self.sink = sink
+        self.buf = b""
+
+    def feed(self, data: bytes) -> None:
+        if self.sink is None:
+            return
+        self.buf += data
+        *done, self.buf = self.buf.split(b"\n")
+        for l in done:
+            _call(self.sink, l.decode("utf-8", "replace"))
+
+    def flush(self) -> None:
+        if self.sink is not None and self.buf:
+            _call(self.sink, self.buf.decode("utf-8", "replace"))
+        self.buf = b""
 
 
 def _dec(chunks: list[bytes]) -> str:

@@ -18,7 +18,7 @@ import shlex
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Callable, Protocol
+from typing import Any, Callable, Protocol, TextIO
 
 from harness.errors import UserError
 from harness.model import Status, SuiteRun
@@ -299,7 +299,7 @@ def with_stress_seconds(chosen: list[Suite], seconds: int | None) -> list[Suite]
 
 class Runner(Protocol):
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0) -> Any: ...
+            kill_after: float = 10.0, on_line: Callable[[str], None] | None = None) -> Any: ...
 
 
 def _parse(text: str, name: str) -> KtapResult | None:
@@ -329,21 +329,42 @@ def run_suite(
     timeout_scale: float = 1.0,
     wrapper_dir: Path | None = None,
     feature: bool | None = None,
+    progress_stream: TextIO | None = None,
 ) -> SuiteRun:
     """Run one suite in the guest and apply the inventory; never raises for a test outcome.
 
     ``feature``: whether the kernel's .config claims the series' feature
-    (harness.stages.inventory); None when unknown (then nothing is required of it)."""
+    (harness.stages.inventory); None when unknown (then nothing is required of it).
+    ``progress_stream`` (default stderr): each case as it finishes, if a terminal
+    (harness.report.progress)."""
     from harness.stages import inventory
 
     run = _run_suite(guest, suite, program_dir, ktap_dir, timeout_scale=timeout_scale,
-                     wrapper_dir=wrapper_dir, feature=feature)
-    return inventory.check(suite, run, feature)
+                     wrapper_dir=wrapper_dir, feature=feature, progress_stream=progress_stream)
+    run = inventory.check(suite, run, feature)
+    log.info("suites: %s -> %s%s (%s)", suite.name, run.status.name,
+             f" ({run.error})" if run.error else "", _case_counts(run))
+    return run
+
+
+def _case_counts(run: SuiteRun) -> str:
+    """``27 cases: 26 ok, 1 skip, 5:12``: the suite's one line when not on a terminal."""
+    from harness.report.progress import mmss
+
+    cases = list(run.result.cases) if run.result is not None else []
+    by: dict[str, int] = {}
+    for c in cases:
+        word = "ok" if c.status.value == "pass" else c.status.value
+        by[word] = by.get(word, 0) + 1
+    parts = [f"{len(cases)} case{'s' if len(cases) != 1 else ''}"]
+    if by:
+        parts[0] += ": " + ", ".join(f"{v} {k}" for k, v in by.items())
+    return ", ".join([*parts, mmss(run.duration_s)])
 
 
 def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: Path, *,
                timeout_scale: float, wrapper_dir: Path | None,
-               feature: bool | None) -> SuiteRun:
+               feature: bool | None, progress_stream: TextIO | None = None) -> SuiteRun:
     if program_dir is None:
         return not_run(suite, f"{suite.origin} selftests not available (not built)")
     program, args = program_dir / suite.program, suite.args
@@ -403,8 +424,11 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
     command = (f"echo {begin} > /dev/kmsg; {argv}; rc=$?; "
                f"echo {end} > /dev/kmsg; exit $rc")
     log.info("suites: %s (timeout %ds, cwd %s)", suite.name, timeout, suite.cwd)
+    from harness.report.progress import CaseProgress
+
+    progress = CaseProgress(suite.name, len(suite.cases) or None, progress_stream)
     start = time.monotonic()
-    res = guest.run(command, timeout, cwd=suite.cwd)
+    res = guest.run(command, timeout, cwd=suite.cwd, on_line=progress.line)
     duration = time.monotonic() - start
     text = res.stdout
     ktap_dir.mkdir(parents=True, exist_ok=True)
@@ -425,8 +449,6 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
         status, error = Status.ERROR, f"timed out after {timeout}s (killed)"
     else:
         status, error = _judge(result, exit_code)
-    log.info("suites: %s -> %s%s (%.0fs)", suite.name, status.name,
-             f" ({error})" if error else "", duration)
     return SuiteRun(name=suite.name, status=status, duration_s=duration, raw_output=text,
                     exit_code=res.exit_code, error=error, sysctl=sysctl_value, result=result)
 
@@ -440,6 +462,7 @@ def run_suites(
     timeout_scale: float = 1.0,
     alive: Callable[[], bool] | None = None,
     feature: bool | None = None,
+    progress_stream: TextIO | None = None,
 ) -> list[SuiteRun]:
     """Run ``suites`` in order; once the guest is gone the rest are NOTRUN."""
     from harness.stages import inventory
@@ -451,7 +474,8 @@ def run_suites(
             runs.append(inventory.check(s, not_run(s, dead), feature))
             continue
         r = run_suite(guest, s, dirs.get(s.origin), ktap_dir, timeout_scale=timeout_scale,
-                      wrapper_dir=dirs.get("own"), feature=feature)
+                      wrapper_dir=dirs.get("own"), feature=feature,
+                      progress_stream=progress_stream)
         runs.append(r)
         if r.status == Status.ERROR and alive is not None and not alive():
             dead = f"not run: the guest died during {s.name}"

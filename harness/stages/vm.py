@@ -2,14 +2,35 @@
 
 ``vng --run <bzImage> --user root --memory M --cpus C --ssh PORT --ssh-tcp -v
 [--disable-kvm --qemu-opts=-accel tcg,thread=single] --disk <ext4> --disk <swap>
--- sleep <budget>``: a headless guest whose lifetime is bounded by ``budget``
-even if the harness dies, reachable over SSH on 127.0.0.1:PORT.
+-- sh -c '... exec sleep <budget>'``: a headless guest whose lifetime is bounded by
+``budget`` even if the harness dies, reachable over SSH on 127.0.0.1:PORT.
 
 vng runs in its own session; stopping the VM kills the whole session (QEMU,
 virtiofsd, vng's shell).  vng's HOME is a private 0700 directory of the run,
 so vng generates a per-run SSH key pair and per-run host keys there (the guest
 authorises only that key; the user's own ~/.ssh keys are not involved).
 Nothing here starts a guest by itself: :func:`harness.stages.boot.boot` does.
+
+**The guest's SSH sessions read none of the host root's start-up files.**  The
+guest's ``/`` is the host's ``/`` (9p), and sshd runs every command, the
+harness's shell and SFTP included, as ``$SHELL -c ...`` of root's passwd entry
+with ``HOME`` from it; Debian's bash then reads ``~/.bashrc`` (it was started by
+sshd: SSH_CLIENT is set), i.e. the *host* root's (pyenv, cargo, ...: 3-9 s under
+TCG before the first command of every session).  virtme-ng's init starts sshd
+(``virtme-sshd-script``: host keys and authorized_keys copied to /run/sshd, its
+own sshd_config) and only then runs the guest command, so the command
+(:func:`guest_command`) can change what the *next* session sees without touching
+sshd's keys: it bind-mounts over the guest's ``/etc/passwd`` a copy whose root
+entry has the home ``/run/recharge-harness/root`` (an empty tmpfs directory),
+and an empty directory over ``/etc/update-motd.d`` (PAM's message of the day,
+which sshd's PAM session would otherwise generate for every session), then
+prints :data:`GUEST_READY` on the console.  :func:`harness.stages.boot.boot`
+connects only once it has seen that line (:meth:`Vm.guest_ready`), so its first
+session already starts without them.  Nothing on the host changes (the mounts
+live in the guest; /run is the guest's tmpfs).  The earlier attempt, vng's
+``--rwdir /root=<empty dir>`` (mounted before sshd starts), hid everything under
+the host's /root, the run directory included when it lives there -- and with it
+the per-run SSH keys vng had put in the run's private HOME: sshd never started.
 """
 
 from __future__ import annotations
@@ -85,12 +106,43 @@ def virtiofsd_available() -> bool:
     return False
 
 
+#: The kernel hands this ``--append`` to the guest's init as an environment variable,
+#: and udevd (virtme-ng's init starts it when the host has one) takes it as its kernel
+#: command line.  Needed when the host is a container (its /.dockerenv is the guest's
+#: too): systemd then reads PID 1's arguments instead of /proc/cmdline, misses vng's
+#: net.ifnames=0 and renames eth0 while DHCP configures it: no network, no SSH.
+UDEV_CMDLINE_ENV = "SYSTEMD_PROC_CMDLINE"
+#: What the guest command prints (on a line of its own, console and kmsg) once the
+#: guest's SSH sessions are ready to start without the host root's start-up files.
+GUEST_READY = "RECHARGE-HARNESS-GUEST-READY"
+#: The guest's private directory (its /run: tmpfs): root's home, passwd copy, empty motd dir
+GUEST_PRIVATE = "/run/recharge-harness"
+_READY_LINE = re.compile(rf"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s*)?{GUEST_READY}\s*$", re.M)
+
+
+def guest_command(budget_s: int) -> list[str]:
+    """The command vng runs in an SSH guest (see the module's doc): root's home and the
+    message of the day made private, :data:`GUEST_READY` printed, then ``sleep budget``
+    (the guest's lifetime bound).  Each step is guarded: when one cannot be done (no
+    awk, no root entry, ...), the sessions are only slower, never broken.  Short: it
+    travels base64-encoded on the kernel command line (2048 bytes on x86)."""
+    d = GUEST_PRIVATE
+    script = (
+        f"d={d}; mkdir -p -m 700 $d/root $d/motd; "
+        "awk -F: -v OFS=: -v h=$d/root '$1==\"root\"{$6=h}1' /etc/passwd >$d/passwd"
+        " && grep -q \"^root:.*:$d/root:\" $d/passwd && mount --bind $d/passwd /etc/passwd; "
+        "[ -d /etc/update-motd.d ] && mount --bind $d/motd /etc/update-motd.d; "
+        f"echo {GUEST_READY} >/dev/kmsg; echo {GUEST_READY}; exec sleep {int(budget_s)}"
+    )
+    return ["sh", "-c", script]
+
+
 def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[str]:
     """The exact vng command line (pure function, unit tested)."""
     argv = [vng_tool("vng"), "--run", str(spec.bzimage), "--user", "root",
             "--memory", spec.memory, "--cpus", str(spec.cpus), "-v"]
     if port:
-        argv += ["--ssh", str(port), "--ssh-tcp"]
+        argv += ["--ssh", str(port), "--ssh-tcp", "--append", f"{UDEV_CMDLINE_ENV}=net.ifnames=0"]
     if spec.force_9p:
         argv.append("--force-9p")
     for a in spec.extra_append:
@@ -104,7 +156,9 @@ def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[
         if not spec.tcg_multithread:
             argv.append(f"--qemu-opts={TCG_QEMU_OPTS}")
     argv += [f"--qemu-opts={o}" for o in spec.qemu_opts]
-    argv += ["--", *(command or ["sleep", str(spec.budget_s)])]
+    if command is None:
+        command = guest_command(spec.budget_s) if port else ["sleep", str(spec.budget_s)]
+    argv += ["--", *command]
     return argv
 
 
@@ -187,6 +241,8 @@ class Vm:
     port: int = 0
     process: proc.Background | None = None
     started_at: float = 0.0
+    #: when the guest printed GUEST_READY (monotonic; None: not seen yet)
+    ready_at: float | None = None
     attempts: list[str] = field(default_factory=list)
 
     @property
@@ -220,6 +276,7 @@ class Vm:
             log.info("vm: starting %s guest, ssh on 127.0.0.1:%d (console: %s)",
                      self.spec.accel.upper(), self.port, self.console_log)
             self.started_at = time.monotonic()
+            self.ready_at = None
             self.process = proc.Background(
                 argv, cwd=self.workdir, stdout_path=self.workdir / "vng.stdout",
                 stderr_path=self.console_log, env=vng_env(self.home),
@@ -243,6 +300,20 @@ class Vm:
             return self.console_log.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
+
+    def guest_ready(self) -> bool:
+        """Whether the guest command printed :data:`GUEST_READY` (console or vng's stdout;
+        a line of its own: vng -v echoes the command itself)."""
+        if self.ready_at is None:
+            for f in (self.console_log, self.workdir / "vng.stdout"):
+                try:
+                    text = f.read_text(encoding="utf-8", errors="replace")
+                except OSError:
+                    continue
+                if _READY_LINE.search(text):
+                    self.ready_at = time.monotonic()
+                    break
+        return self.ready_at is not None
 
     def alive(self) -> bool:
         return self.process is not None and self.process.poll() is None

@@ -73,8 +73,11 @@ def test_build_boot_and_ssh(built: tuple[Path, dict], tmp_path: Path) -> None:  
     try:
         v.start()
         g = Guest("127.0.0.1", v.port, "root", v.key_path, v.host_key_files())
-        g.connect(300, alive=v.alive)
+        g.connect(300, alive=v.alive, ready=v.guest_ready)
         boot_s = time.monotonic() - v.started_at
+        # the guest command gave root a private home before the first login
+        home = g.run('echo "$HOME"', 60)
+        assert home.stdout.strip() == f"{vm.GUEST_PRIVATE}/root", home
         r = g.run("uname -r; id -u; cat /proc/sys/kernel/osrelease", 60)
         assert r.exit_code == 0, r
         uname, uid, _ = r.stdout.split()

@@ -125,6 +125,8 @@ class FakeGuest:
     ncpu: str | None = "2"  # the guest's online CPUs (None: not reported)
     port: int = 0
     calls: list[tuple[str, float, str | None]] = field(default_factory=list)
+    #: the ``ready`` callable the harness passed to ``connect`` (the guest's GUEST_READY)
+    ready: Callable[[], bool] | None = None
 
     @classmethod
     def factory(cls, **kw: object) -> Callable[..., FakeGuest]:
@@ -138,15 +140,25 @@ class FakeGuest:
     def commands(self) -> list[str]:
         return [c for c, _, _ in self.calls]
 
-    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None) -> float:
+    def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None,
+                ready: Callable[[], bool] | None = None) -> float:
         assert alive is None or alive()
+        self.ready = ready
         return 0.1
 
     def close(self) -> None:
         pass
 
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0) -> CmdResult:
+            kill_after: float = 10.0, on_line: Callable[[str], None] | None = None
+            ) -> CmdResult:
+        res = self._answer(command, timeout, cwd)
+        if on_line is not None:  # as the real one: stdout line by line, then the result
+            for l in res.stdout.splitlines():
+                on_line(l)
+        return res
+
+    def _answer(self, command: str, timeout: float, cwd: str | None) -> CmdResult:
         self.calls.append((command, timeout, cwd))
         if command.startswith("cat /proc/sys/vm/recharge"):
             out = (self.sysctl or "absent") + "\n"

@@ -69,7 +69,9 @@ case "$FAKE_VNG_MODE" in
     echo "[    0.912400] ---[ end Kernel panic - not syncing: VFS: Unable to mount root fs ]---" >&2
     echo $$ > "$FAKE_STATE/vng.pid"; exit 1 ;;
   sleep) hang vng ;;  # a guest that never brings up sshd (nothing listens on the port)
-  *)  # "up": hold the forwarded port like QEMU's hostfwd; accept, never answer
+  *)  # "up": the guest command's ready line (harness.stages.vm.GUEST_READY) on the
+      # console; hold the forwarded port like QEMU's hostfwd; accept, never answer
+    echo "[    6.661648] RECHARGE-HARNESS-GUEST-READY" >&2
     python3 -c 'import os, socket, sys
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.listen(8); held = []
 while True:
@@ -160,7 +162,7 @@ if MODE:
                 time.sleep(300)  # a suite that never ends
             return super().run(command, timeout, **kw)
 
-        def connect(self, deadline_s, alive=None):
+        def connect(self, deadline_s, alive=None, ready=None):
             meet = os.environ.get("FAKE_RENDEZVOUS")
             if meet:  # hold this guest up until the other run's guest is up too
                 Path(meet, str(os.getpid())).write_text("up\n")

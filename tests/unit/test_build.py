@@ -122,3 +122,74 @@ def test_kernel_up_to_date_and_reentrant_lock(tmp_path: Path) -> None:
     with file_lock(lock, "outer"):  # make_kernel takes the same lock inside: no deadlock
         build.make_kernel(tree, "c1", kb, tmp_path / "cache", tmp_path / "b.log", lock_path=lock)
     assert build.kernel_up_to_date("c1", kb) and not build.kernel_up_to_date("c2", kb)
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.t = 1000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+def test_progress_eta_from_own_rate_plus_last_link_tail() -> None:
+    clock = _Clock()
+    last = build.LastBuild(compiled=10, duration_s=120.0, tail_s=20.0)
+    p = build.Progress("build", 10, stream=io.StringIO(), period_s=0, last=last, clock=clock)
+    clock.t += 5
+    # nothing compiled yet: the last build's duration minus the time elapsed
+    assert p.eta_s() == pytest.approx(115.0) and "ETA 1:55" in p.render()
+    for i in range(4):
+        clock.t += 10
+        p.line(f"  CC      mm/f{i}.o")
+    # 4 files in 45 s -> 6 more at the same rate (67.5 s) + the link (20 s)
+    assert p.eta_s() == pytest.approx(87.5)
+    r = p.render()
+    assert "4/10 (40%) compiled, 0:45 elapsed, ETA 1:28, mm/f3.o" in r
+    for i in range(6):
+        clock.t += 10
+        p.line(f"  CC      mm/g{i}.o")
+    clock.t += 5
+    assert p.eta_s() == pytest.approx(15.0)  # linking: 20 s last time, 5 s gone
+    p.line("  CC      mm/extra.o")  # more than last time: only the link is left
+    assert p.eta_s() == pytest.approx(20.0) and "11/10 (99%)" in p.render()
+
+
+def test_progress_without_history_has_no_eta() -> None:
+    p = build.Progress("build", None, stream=io.StringIO())
+    p.line("  CC      a.o")
+    assert "ETA" not in p.render() and "1 compiled" in p.render()
+
+
+def test_last_build_record_round_trip_and_legacy(tmp_path: Path) -> None:
+    assert build.read_last_build(tmp_path) is None
+    (tmp_path / ".harness-cc-count").write_text("1234\n")
+    assert build.read_last_build(tmp_path) == build.LastBuild(1234)
+    clock = _Clock()
+    p = build.Progress("build", None, stream=io.StringIO(), clock=clock)
+    clock.t += 30
+    p.line("  CC      a.o")
+    clock.t += 12
+    build.write_last_build(tmp_path, p, 42.0)
+    assert build.read_last_build(tmp_path) == build.LastBuild(1, 42.0, 12.0)
+
+
+def test_make_kernel_expects_what_the_last_build_compiled(tmp_path: Path) -> None:
+    tree = make_fake_tree(tmp_path / "tree")
+    kb = _kbuild(tmp_path)
+    (kb / build.LAST_BUILD_FILE).write_text('{"compiled": 7, "duration_s": 3.0, "tail_s": 1.0}\n')
+    seen: list[build.Progress] = []
+    real = build.Progress
+
+    def spy(*a, **kw):  # type: ignore[no-untyped-def]
+        p = real(*a, **kw)
+        seen.append(p)
+        return p
+
+    import unittest.mock as um
+    with um.patch.object(build, "Progress", spy):
+        r = build.make_kernel(tree, "c1", kb, tmp_path / "cache", tmp_path / "b.log",
+                              progress_stream=io.StringIO())
+    assert seen[0].expected == 7 and seen[0].last_build == build.LastBuild(7, 3.0, 1.0)
+    # the record is now this build's (2 files), even though fewer than last time
+    assert build.read_last_build(kb).compiled == r.compiled == 2  # type: ignore[union-attr]

@@ -42,6 +42,9 @@ def _main(capsys, *argv: str) -> tuple[int, str]:  # type: ignore[no-untyped-def
     (["run", "--suite", "bogus"], "E: --suite 'bogus': unknown suite"),
     (["apply", "--base", "v1"], "E: --base needs --tree"),
     (["run", "--project", "/nonexistent/p"], "E: --project /nonexistent/p: no such directory"),
+    (["test", "--kernel-dir", "/nonexistent/k"], "E: --kernel-dir /nonexistent/k: no such directory"),
+    (["test", "--kernel-dir", ".", "--series", "/etc/hostname"],
+     "E: --kernel-dir tests a kernel already built"),
 ])
 def test_bad_input_one_line_exit_2(env, capsys, argv: list[str], msg: str) -> None:  # type: ignore[no-untyped-def]
     code, err = _main(capsys, *argv)

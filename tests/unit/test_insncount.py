@@ -224,7 +224,7 @@ def test_plugin_qemu_arg_and_vng_argv(tmp_path: Path) -> None:
     spec = vm.VmSpec(bzimage=tmp_path / "bz", accel="tcg", qemu_opts=(arg,))
     argv = vm.vng_argv(spec, 2222)
     i = argv.index("--qemu-opts=-accel tcg,thread=single")
-    assert argv[i + 1] == f"--qemu-opts={arg}" and argv[-3] == "--"
+    assert argv[i + 1] == f"--qemu-opts={arg}" and argv[i + 2] == "--"
     assert insncount.Plugin(None, "x").describe()["available"] is False
 
 

@@ -68,3 +68,58 @@ def test_run_with_an_injected_guest(env, tmp_path: Path, monkeypatch, capsys, co
     summary = (p.run_dir / "summary.txt").read_text()
     assert summary.rstrip().endswith(f"(exit {want})")  # the summary and the exit code agree
     assert "verdict:" in capsys.readouterr().out
+
+
+def test_test_kernel_dir_boots_another_runs_kernel_without_source_or_build(  # type: ignore[no-untyped-def]
+        env, tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from harness.cli import build_parser
+
+    tree, project, out = env
+    built = Pipeline(_opts(env, "build"))
+    assert built.run() == 0
+    artifact = tmp_path / "artifact"  # e.g. a CI job's download: the run directory
+    __import__("shutil").copytree(built.run_dir, artifact)
+    (artifact / "guest" / "cgroup").mkdir(parents=True, exist_ok=True)
+    (artifact / "guest" / "cgroup" / "test_memcontrol").write_text("#!/bin/sh\n")
+    # the source and cache are gone: only the artifact is used
+    __import__("shutil").rmtree(tree)
+    fake_vng = write_fake_vng(tmp_path / "bin")
+    write_exe(tmp_path / "bin" / "qemu-system-x86_64", "#!/bin/sh\necho 'QEMU emulator 7.2'\n")
+    monkeypatch.setenv("PATH", f"{tmp_path / 'bin'}:" + __import__("os").environ["PATH"])
+    monkeypatch.setattr(vm, "vng_tool", lambda name: str(fake_vng))
+    monkeypatch.setattr(vm, "PORT_CHECK_S", 0.2)
+    (project / "selftests").mkdir()
+    (project / "selftests" / "guest-setup.sh").write_text("#!/bin/sh\n")
+    guest = FakeGuest.factory(sysctl=None, ncpu=None, programs=run_programs(0))
+    opts = Options(command="test", out=out, project=project, cache=paths.cache_root(),
+                   argv=("test",), accel="tcg", suites=("test_memcontrol",),
+                   kernel_dir=artifact)
+    p = Pipeline(opts, guest_factory=guest)
+    assert p.run() == 0
+    rec = record.load(p.run_dir)
+    assert list(rec.stages) == ["build", "boot", "guest-setup", "suites", "report"]
+    assert "using the kernel of" in rec.stages["build"].detail
+    assert (p.run_dir / "kernel" / "bzImage").read_bytes() == \
+        (artifact / "kernel" / "bzImage").read_bytes()
+    assert (p.run_dir / "guest" / "cgroup" / "test_memcontrol").is_file()
+    meta = json.loads((p.run_dir / "metadata.json").read_text())
+    assert meta["source"]["kernel_dir"] == str(artifact)
+    assert "first_command_s" in meta["vm"] and "guest_ready_s" in meta["vm"]
+    assert meta["source"]["head_commit"] == json.loads(
+        (artifact / "metadata.json").read_text())["source"]["head_commit"]
+    args = build_parser().parse_args(["test", "--kernel-dir", str(artifact), "--shard", "1/2"])
+    assert args.kernel_dir == artifact
+
+
+def test_kernel_dir_must_hold_a_kernel(tmp_path: Path) -> None:
+    from harness.errors import UserError
+    from harness.stages.kerneldir import kernel_dir_files
+
+    with pytest.raises(UserError, match="no such directory"):
+        kernel_dir_files(tmp_path / "nope")
+    with pytest.raises(UserError, match="no kernel/bzImage"):
+        kernel_dir_files(tmp_path)
+    (tmp_path / "bzImage").write_bytes(b"k")
+    assert kernel_dir_files(tmp_path) == (tmp_path / "bzImage", None)

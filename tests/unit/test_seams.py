@@ -47,6 +47,16 @@ def test_boot_stops_the_guest_on_normal_exit(fake_host: Path, tmp_path: Path) ->
     assert not (tmp_path / "vm" / "rhscratch.ext4").exists()  # scratch images removed
 
 
+def test_boot_waits_for_the_ready_line_and_times_the_first_command(fake_host: Path,
+                                                                    tmp_path: Path) -> None:
+    with _boot(fake_host, tmp_path) as b:
+        assert b.guest.ready == b.vm.guest_ready  # connect() waits for GUEST_READY
+        assert b.guest_ready_s is None  # the fake vng never prints it
+        b.vm.console_log.write_text(f"[    6.66] {vm.GUEST_READY}\n")
+        assert b.vm.guest_ready()
+        assert b.first_command_s == round(b.boot_to_shell_s - b.boot_to_ssh_s, 2) >= 0
+
+
 def test_boot_stops_the_guest_on_an_exception(fake_host: Path, tmp_path: Path) -> None:
     with pytest.raises(RuntimeError), _boot(fake_host, tmp_path) as b:
         raise RuntimeError("a stage failed")

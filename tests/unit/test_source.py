@@ -53,7 +53,7 @@ def _fake_tarball(tmp: Path) -> Path:
 def test_debian_import_is_deterministic_and_reused(tmp_path: Path, monkeypatch) -> None:
     tarball = _fake_tarball(tmp_path)
     monkeypatch.setattr(source, "SYSTEM_TARBALL", tarball)
-    monkeypatch.setattr(source, "debian_version", lambda: "6.12.117-1~deb12u1")
+    monkeypatch.setattr(source, "debian_version", lambda package="": "6.12.117-1~deb12u1")
     s1 = source.debian_source(tmp_path / "c1")
     repo = tmp_path / "c1" / "src" / "linux-6.12"
     assert s1.repo == repo and s1.base_ref == "v6.12.117-deb" and s1.kind == "debian"

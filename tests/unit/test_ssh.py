@@ -94,3 +94,65 @@ def test_wrong_host_key_is_rejected(sshd, tmp_path: Path) -> None:  # type: igno
     g = Guest("127.0.0.1", port, "root", d / "client", [tmp_path / "other.pub"])
     with pytest.raises(SshError, match="host key does not match"):
         g.connect(5.0)
+
+
+def test_output_lines_stream_while_the_command_runs(sshd) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    g.connect(20.0)
+    got: list[tuple[str, float]] = []
+    cmd = "echo one; sleep 1.5; echo '@@RC 1 0'; echo two >&2; sleep 1.5; printf last"
+    for run in (g.run, g.run_exec):
+        got.clear()
+        start = time.monotonic()
+        r = run(cmd, 30, on_line=lambda l, t0=start: got.append((l, time.monotonic() - t0)))
+        took = time.monotonic() - start
+        assert r.exit_code == 0 and r.stdout == "one\n@@RC 1 0\nlast" and r.stderr == "two\n"
+        assert [l for l, _ in got] == ["one", "@@RC 1 0", "last"], run
+        assert got[0][1] < took - 2.0  # "one" arrived long before the end
+    # a child left running does not hold the command (its output goes to a file)
+    start = time.monotonic()
+    r = g.run("(sleep 20 &) ; echo bye", 30, on_line=lambda l: None)
+    assert r.stdout == "bye\n" and time.monotonic() - start < 10
+    assert g.persistent
+    g.close()
+
+
+def test_shell_script_streaming_form() -> None:
+    from harness.stages.ssh import shell_script
+
+    plain = shell_script(3, "ls", 10, cwd=None, kill_after=5)
+    assert "tail" not in plain and "@@RC 3 $rc" in plain
+    s = shell_script(4, "ls", 10, cwd="/x", kill_after=5, stream=True)
+    assert "tail -s 0.2 -n +1 -f --pid=$p" in s and "'s/^/@@O 4 /'" in s
+    assert s.index("wait $p; rc=$?; echo;") < s.index("@@RC 4 $rc")
+
+
+def test_connect_waits_until_the_guest_is_ready(sshd) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    asked: list[float] = []
+    start = time.monotonic()
+
+    def ready() -> bool:
+        asked.append(time.monotonic() - start)
+        return asked[-1] > 1.0
+
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    waited = g.connect(20.0, ready=ready)
+    assert waited > 1.0 and len(asked) > 3 and g.client is not None
+    g.close()
+
+
+def test_connect_goes_on_without_ready_after_the_grace(sshd, caplog) -> None:  # type: ignore[no-untyped-def]
+    port, d = sshd
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    with caplog.at_level("WARNING", logger="harness.stages.ssh"):
+        waited = g.connect(20.0, ready=lambda: False, ready_grace_s=0.5)
+    assert 0.5 <= waited < 15 and "did not report ready" in caplog.text
+    g.close()
+
+
+def test_connect_deadline_while_not_ready(tmp_path: Path) -> None:
+    g = Guest("127.0.0.1", vm.free_port(), "root", tmp_path / "nokey")
+    with pytest.raises(SshError, match="not answering after 1s .the guest never reported ready"):
+        g.connect(1.0, ready=lambda: False)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import subprocess
 import time
 from pathlib import Path
 
@@ -52,8 +53,8 @@ def test_vng_argv_tcg_default() -> None:
     argv = vm.vng_argv(spec, 4242)
     assert argv[1:] == [
         "--run", "/k/bzImage", "--user", "root", "--memory", "3G", "--cpus", "2", "-v",
-        "--ssh", "4242", "--ssh-tcp", "--force-9p", "--disk", "/r/a.ext4", "--disk", "/r/b.img",
-        "--disable-kvm", "--qemu-opts=-accel tcg,thread=single", "--", "sleep", "600"]
+        "--ssh", "4242", "--ssh-tcp", "--append", "SYSTEMD_PROC_CMDLINE=net.ifnames=0", "--force-9p", "--disk", "/r/a.ext4", "--disk", "/r/b.img",
+        "--disable-kvm", "--qemu-opts=-accel tcg,thread=single", "--", *vm.guest_command(600)]
 
 
 def test_vng_argv_kvm_and_multithread() -> None:
@@ -189,3 +190,81 @@ def test_death_reason_reads_console(tmp_path: Path) -> None:
     v.console_log.write_text("[ 1.0] boot\n[ 2.0] Kernel panic - not syncing: VFS: Unable to "
                              "mount root fs\n")
     assert "Kernel panic - not syncing: VFS" in v.death_reason()
+
+
+def _run_guest_command(tmp_path: Path, passwd: str, motd: bool = True) -> tuple[str, str, str]:
+    """Run guest_command's script on the host with every guest path moved under
+    ``tmp_path`` and ``mount`` a fake that only logs: (passwd copy, mounts, kmsg)."""
+    script = vm.guest_command(7)[2]
+    assert script.endswith("exec sleep 7")
+    for old, new in ((vm.GUEST_PRIVATE, "T/private"), ("/etc/passwd", "T/passwd"),
+                     ("/etc/update-motd.d", "T/motd.d"), ("/dev/kmsg", "T/kmsg"),
+                     ("exec sleep 7", "true")):
+        assert old in script
+        script = script.replace(old, new)
+    assert "/etc" not in script and "/run" not in script and "/dev" not in script
+    script = script.replace("T/", f"{tmp_path}/")
+    (tmp_path / "passwd").write_text(passwd)
+    if motd:
+        (tmp_path / "motd.d").mkdir()
+    bindir = tmp_path / "bin"
+    write_exe(bindir / "mount", f"""
+        #!/bin/sh
+        echo "$@" >> {tmp_path}/mounts
+    """)
+    res = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
+                         env={**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"})
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == vm.GUEST_READY + "\n"
+
+    def text(name: str) -> str:
+        f = tmp_path / name
+        return f.read_text() if f.exists() else ""
+    return text("private/passwd"), text("mounts"), text("kmsg")
+
+
+def test_guest_command_gives_root_a_private_home_and_no_motd(tmp_path: Path) -> None:
+    passwd = ("root:x:0:0:root:/root:/bin/bash\n"
+              "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+              "rootless:x:1000:1000::/root:/bin/sh\n")
+    copy, mounts, kmsg = _run_guest_command(tmp_path, passwd)
+    private = tmp_path / "private"
+    assert copy.splitlines() == [f"root:x:0:0:root:{private}/root:/bin/bash",
+                                 *passwd.splitlines()[1:]]
+    assert mounts.splitlines() == [f"--bind {private}/passwd {tmp_path}/passwd",
+                                   f"--bind {private}/motd {tmp_path}/motd.d"]
+    assert (private / "root").is_dir() and not any((private / "root").iterdir())
+    assert ((private / "root").stat().st_mode & 0o777) == 0o700
+    assert kmsg == vm.GUEST_READY + "\n"
+
+
+def test_guest_command_leaves_passwd_alone_without_a_root_entry(tmp_path: Path) -> None:
+    copy, mounts, kmsg = _run_guest_command(tmp_path, "daemon:x:1:1::/:/bin/false\n", motd=False)
+    assert "root" not in copy and mounts == "" and kmsg == vm.GUEST_READY + "\n"
+
+
+def test_guest_command_fits_the_kernel_command_line() -> None:
+    import base64
+    import shlex
+
+    # vng puts the command, base64-encoded, on a command line of at most 2048 bytes
+    # (x86), next to its own parameters (about 1000 with long paths)
+    assert len(base64.b64encode(shlex.join(vm.guest_command(10**6)).encode())) < 600
+    # without SSH (e.g. the KVM probe's own command) nothing changes
+    assert vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), budget_s=5), 0)[-2:] == ["sleep", "5"]
+
+
+def test_guest_ready_needs_the_marker_on_a_line_of_its_own(tmp_path: Path) -> None:
+    v = vm.Vm(vm.VmSpec(bzimage=Path("/k")), tmp_path)
+    assert not v.guest_ready()
+    # vng -v echoes the command it runs: that is not the guest speaking
+    v.console_log.write_text("virtme-run ... --script-sh 'sh -c ...; echo "
+                             f"{vm.GUEST_READY} >/dev/kmsg; exec sleep 5'\n")
+    assert not v.guest_ready() and v.ready_at is None
+    with v.console_log.open("a") as f:
+        f.write(f"[    6.661648] {vm.GUEST_READY}\n")
+    assert v.guest_ready() and v.ready_at is not None
+    w = vm.Vm(vm.VmSpec(bzimage=Path("/k")), tmp_path / "w")
+    w.workdir.mkdir()
+    (w.workdir / "vng.stdout").write_text(f"{vm.GUEST_READY}\r\n")  # virtio-serial script output
+    assert w.guest_ready()
