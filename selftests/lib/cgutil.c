@@ -594,10 +594,12 @@ bool cg_leak_check(const char *name, const char *top, long baseline,
 		return true;
 	}
 	n = cg_rmlog_count();
-	ktap_diag("leak: %s: %ld dying memcg(s) survive reclaim for %ld ms (%ld before the case); memory.current of the dead subtree %ld KB, file %ld KB, anon %ld KB",
+	ktap_diag("leak: %s: %ld dying memcg(s) survive reclaim for %ld ms (%ld before the case); memory.current of the dead subtree %ld KB, file %ld KB, anon %ld KB, percpu %ld KB, kernel %ld KB, swap %ld KB",
 		  name, left - baseline, now_ms() - t0, baseline,
 		  cg_read_long(top, "memory.current") >> 10,
-		  cg_stat(top, "file") >> 10, cg_stat(top, "anon") >> 10);
+		  cg_stat(top, "file") >> 10, cg_stat(top, "anon") >> 10,
+		  cg_stat(top, "percpu") >> 10, cg_stat(top, "kernel") >> 10,
+		  cg_read_long(top, "memory.swap.current") >> 10);
 	ktap_diag("leak: %s: the case removed %ld memcg(s), the culprits are among them:",
 		  name, n);
 	for (i = 0; i < n && i < 40; i++)
