@@ -87,6 +87,10 @@ LOG_FILE = "bisect.log"
 BISECT_RUN_TIMEOUT_S = 14 * 24 * 3600.0
 
 
+#: What git exports to the command of ``git bisect run`` that names a repository.
+GIT_REPO_ENV = ("GIT_DIR", "GIT_WORK_TREE", "GIT_COMMON_DIR", "GIT_INDEX_FILE", "GIT_PREFIX",
+                "GIT_OBJECT_DIRECTORY", "GIT_ALTERNATE_OBJECT_DIRECTORIES")
+
 #: What ``git bisect run`` is told, by exit code.
 ACTION_EXIT = {"good": 0, "bad": 1, "skip": 125, "abort": 255}
 
@@ -240,6 +244,11 @@ def step_main(argv: list[str]) -> int:
         print("usage: python -m harness.modes.bisect step RUN_DIR", file=sys.stderr)
         return ACTION_EXIT["abort"]
     run_dir = Path(argv[1])
+    # `git -C <worktree> bisect run` exports GIT_DIR (and GIT_PREFIX) to the command: a
+    # child run's git commands on the user's tree would then act on the bisect worktree's
+    # repository instead (it pointed the shadow repository's alternates at itself).
+    for var in GIT_REPO_ENV:
+        os.environ.pop(var, None)
     try:
         state = BisectState.load(run_dir)
         wt = Path(state.worktree)

@@ -180,7 +180,7 @@ def untestable(meta: Mapping[str, Any]) -> str:
     only = feature_only_suites(suites)
     if not only:
         return ""
-    return (f"untestable: the kernel has no {FEATURE_OPTION}, so {', '.join(only)} "
+    return (f"the kernel has no {FEATURE_OPTION}, so {', '.join(only)} "
             "could only skip")
 
 
@@ -226,7 +226,7 @@ def harness_predicate(ctx: StepContext) -> Observation:
         from harness.stages.inventory import FEATURE_OPTION
 
         return Observation(Verdict.UNTESTABLE,
-                           f"untestable: no Kconfig declares {FEATURE_OPTION} at this commit, so "
+                           f"no Kconfig declares {FEATURE_OPTION} at this commit, so "
                            f"{', '.join(only)} could only skip (not built)",
                            {"precheck": True})
     args = ["run", "--tree", str(p["tree"]), "--base", ctx.commit, "--series", str(p["series"]),

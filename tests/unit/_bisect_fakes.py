@@ -30,7 +30,8 @@ def _record(ctx: StepContext) -> None:
     calls = os.environ.get("FAKE_BISECT_CALLS")
     if calls:
         with open(calls, "a") as f:
-            f.write(f"{ctx.commit} {ctx.attempt}\n")
+            # GIT_DIR: what a child run would inherit (git bisect run exports it)
+            f.write(f"{ctx.commit} {ctx.attempt} GIT_DIR={os.environ.get('GIT_DIR', '')}\n")
 
 
 def planted_bug(ctx: StepContext) -> Observation:
@@ -74,5 +75,5 @@ def feature_gate(ctx: StepContext) -> Observation:
     judges commits before the series' sysctl exists."""
     _record(ctx)
     if "config MEMCG_RECHARGE_OFFLINE_ENABLED" not in _show(ctx, "Kconfig"):
-        return Observation(Verdict.UNTESTABLE, "untestable: no Kconfig declares the feature")
+        return Observation(Verdict.UNTESTABLE, "no Kconfig declares the feature")
     return planted_bug(ctx)

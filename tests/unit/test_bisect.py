@@ -89,6 +89,8 @@ def test_finds_planted_bug_skipping_unbuildable_commit(history, tmp_path, capsys
     assert skip["verdict"] == "build-failure" and skip["action"] == "skip"
     # each commit evaluated once; the endpoints were not re-run by git bisect
     evaluated = _calls(calls)
+    # the steps git bisect run started saw no GIT_DIR (it names the bisect worktree)
+    assert all(line.endswith("GIT_DIR=") for line in calls.read_text().splitlines())
     assert sorted(evaluated) == sorted(set(evaluated))
     assert c[BROKEN_AT] in evaluated and c[BAD_AT] in evaluated
     # the log is git's and replays to the same answer in any clone
