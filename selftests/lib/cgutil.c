@@ -453,7 +453,7 @@ static int drain_each_cpu(void *arg)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN), cpu;
 	cpu_set_t one;
-	int fds[2];
+	int fds[2], round;
 	char *p, c;
 
 	(void)arg;
@@ -462,18 +462,26 @@ static int drain_each_cpu(void *arg)
 		CPU_SET(cpu, &one);
 		if (sched_setaffinity(0, sizeof(one), &one))
 			continue;
-		p = mmap(NULL, RH_PAGE, PROT_READ | PROT_WRITE,
-			 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-		if (p != MAP_FAILED) {
-			p[0] = 1;
-			munmap(p, RH_PAGE);
-		}
-		if (!pipe(fds)) {
-			if (write(fds[1], "x", 1) == 1 &&
-			    read(fds[0], &c, 1) != 1)
-				c = 0;
-			close(fds[0]);
-			close(fds[1]);
+		/*
+		 * Kernel memory first: flushing the old byte stock refills
+		 * the page stock with the old objcg's memcg (a removed
+		 * memcg's parent, say); the page charged next replaces it.
+		 * Twice, as each flush can refill the other.
+		 */
+		for (round = 0; round < 2; round++) {
+			if (!pipe(fds)) {
+				if (write(fds[1], "x", 1) == 1 &&
+				    read(fds[0], &c, 1) != 1)
+					c = 0;
+				close(fds[0]);
+				close(fds[1]);
+			}
+			p = mmap(NULL, RH_PAGE, PROT_READ | PROT_WRITE,
+				 MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+			if (p != MAP_FAILED) {
+				p[0] = 1;
+				munmap(p, RH_PAGE);
+			}
 		}
 	}
 	return 0;
