@@ -443,12 +443,37 @@ int cg_rmdir(const char *cg)
  * for pages, and for kernel objects a byte stock that flushes into it),
  * with a css reference: on an idle CPU of an SMP guest that can be a
  * removed memcg, which then stays dying until that CPU charges for
- * another memcg. Nothing a test can see holds such a cache: it is memory
+ * another memcg; so do the swap slots a CPU freed last (drain_swap_slots()).
+ * Nothing a test can see holds such a cache: it is memory
  * not yet returned, like what memory.reclaim frees. drain_each_cpu()
  * charges a page and a pipe's kernel memory on every CPU from a cgroup
  * that is never removed (rh_drain below the root), so that every CPU's
  * caches then hold that one.
  */
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT	21
+#endif
+#define SWAP_DRAIN_PAGES	256
+
+/*
+ * Swap entries freed on a CPU wait in its swap slots cache, still charged
+ * to the memcg that swapped them out (whose ID they pin), until more than
+ * a cache's worth are freed there. Page out and free more than that.
+ */
+static void drain_swap_slots(void)
+{
+	long len = SWAP_DRAIN_PAGES * RH_PAGE, i;
+	char *p = mmap(NULL, len, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	for (i = 0; i < len; i += RH_PAGE)
+		p[i] = 1;
+	madvise(p, len, MADV_PAGEOUT);
+	munmap(p, len);
+}
+
 static int drain_each_cpu(void *arg)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN), cpu;
@@ -468,6 +493,7 @@ static int drain_each_cpu(void *arg)
 		 * memcg's parent, say); the page charged next replaces it.
 		 * Twice, as each flush can refill the other.
 		 */
+		drain_swap_slots();
 		for (round = 0; round < 2; round++) {
 			if (!pipe(fds)) {
 				if (write(fds[1], "x", 1) == 1 &&
