@@ -474,6 +474,26 @@ static void drain_swap_slots(void)
 	munmap(p, len);
 }
 
+/*
+ * munlock() queues each folio in the CPU's mlock batch, which keeps it
+ * PG_mlocked until that CPU drains it: munlock(2) drains the batch of the
+ * CPU it ends on, so a task that moved between CPUs on its way leaves up
+ * to a batch of folios behind on the other, still "mlocked". An
+ * mlock()/munlock() on each CPU drains each one (lru_add_drain()).
+ */
+static void drain_mlock_batch(void)
+{
+	char *p = mmap(NULL, RH_PAGE, PROT_READ | PROT_WRITE,
+		       MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+	if (p == MAP_FAILED)
+		return;
+	p[0] = 1;
+	if (!mlock(p, RH_PAGE))
+		munlock(p, RH_PAGE);
+	munmap(p, RH_PAGE);
+}
+
 static int drain_each_cpu(void *arg)
 {
 	long n = sysconf(_SC_NPROCESSORS_ONLN), cpu;
@@ -494,6 +514,7 @@ static int drain_each_cpu(void *arg)
 		 * Twice, as each flush can refill the other.
 		 */
 		drain_swap_slots();
+		drain_mlock_batch();
 		for (round = 0; round < 2; round++) {
 			if (!pipe(fds)) {
 				if (write(fds[1], "x", 1) == 1 &&
