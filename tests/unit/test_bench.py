@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from harness import record
+from harness.errors import UserError
 from harness.model import Options
 from harness.modes import bench
 from harness.modes.bench import basekernel, cold, edit, hotpath, report, session, timing
@@ -366,11 +367,12 @@ def fake_runner(w: SimpleNamespace, calls: list[tuple[str, list[str], str | None
 
 
 def fake_kernel_bench(calls: list[str]) -> Any:
-    def kb(label: str, bz: Path, program: Path, workdir: Path):
-        calls.append(label)
+    def kb(label: str, bz: Path, program: Path, workdir: Path, *, timing_only: bool = False):
+        calls.append(label + (" timing" if timing_only else ""))
         g = bench_guest(None if label == "base" else "1")
         return ({"boot_to_ssh_s": 9.0, "boot_to_shell_s": 14.0, "phases_s": {"x": 1.0}},
-                hotpath.run_hotpath(g, program, workdir / "ktap", label, reps=3, rounds=1))
+                hotpath.run_hotpath(g, program, workdir / "ktap", label, reps=3, rounds=1,
+                                    hot_only=timing_only))
     return kb
 
 
@@ -438,6 +440,36 @@ def test_bench_uses_an_existing_base_kernel(world: SimpleNamespace) -> None:
     assert hp["config_difference"] == ["A: n -> y"]
     row = next(r for r in hp["ratios"] if r["case"] == "read_ext4")
     assert row["sysctl1_over_base"] == 1.0 and row["sysctl1_met"]
+
+
+def test_bench_interleaves_timing_boots_for_the_wall_clock_ratios(
+        world: SimpleNamespace) -> None:
+    base_run = world.opts.out / "7"
+    (base_run / "kernel").mkdir(parents=True)
+    (base_run / "kernel" / "bzImage").write_text("base")
+    calls: list[tuple[str, list[str], str | None]] = []
+    kcalls: list[str] = []
+    bench.main(world.opts, _args(steps="hotpath", base_kernel=base_run / "kernel" / "bzImage",
+                                 boots=3),
+               runner=fake_runner(world, calls), kernel_bench=fake_kernel_bench(kcalls))
+    # A B A B A B: the first boot of each counts instructions, the others only time
+    assert kcalls == ["patched", "base", "patched timing", "base timing",
+                      "patched timing", "base timing"]
+    run_dir = world.opts.out / "8"
+    hp = json.loads((run_dir / "bench.json").read_text())["steps"]["hotpath"]
+    assert len(hp["patched"]["timing_boots"]) == 2 and len(hp["base"]["timing_boots"]) == 2
+    assert "2 interleaved boot(s)" in hp["wall_note"]
+    row = next(r for r in hp["ratios"] if r["case"] == "read_ext4")
+    # the pooled timing samples decide: 2 boots x 3 reps at each sysctl
+    assert row["sysctl1"]["n"] == 6 and row["base"]["n"] == 6
+    assert (run_dir / "hotpath" / "base-boot3" / "ktap").is_dir()
+    assert "interleaved boot(s)" in (run_dir / "bench.md").read_text()
+
+
+def test_bench_rejects_too_many_boots(world: SimpleNamespace) -> None:
+    with pytest.raises(UserError, match="--boots"):
+        bench.main(world.opts, _args(boots=11), runner=fake_runner(world, []),
+                   kernel_bench=fake_kernel_bench([]))
 
 
 def test_bench_stops_when_the_series_does_not_apply(world: SimpleNamespace) -> None:

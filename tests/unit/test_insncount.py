@@ -321,3 +321,10 @@ def test_default_kernel_bench_passes_the_plugin_only_under_tcg(
     assert seen["opts"] == () and built == [1]  # built once per bench
     assert boot["insn_plugin"]["disabled"] and "kvm" in boot["insn_plugin"]["reason"]
     assert runs[0].insn is None and "insns_per_page" not in runs[0].metrics["read_ext4"]
+    # a timing-only boot: no plugin, and every round runs the hot path only (-H)
+    seen["accel"] = "tcg"
+    seen.pop("opts")
+    boot, runs = kb("patched", tmp_path / "bz", Path("/p/hotpath"), tmp_path / "w3",
+                    timing_only=True)
+    assert seen["opts"] == () and "insn_plugin" not in boot and boot["boot_to_ssh_s"] == 9.0
+    assert runs and all(r.insn is None for r in runs)

@@ -77,6 +77,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g.add_argument("--insn-windows", type=int, default=3,
                    help="instruction-count windows per hot-path case, counted by a QEMU TCG "
                         "plugin built on demand (harness/stages/insncount.py; default 3, 0: off)")
+    g.add_argument("--boots", type=int, default=1,
+                   help="boots of each kernel for the hot path, interleaved patched, base, "
+                        "patched, ... (default 1): the first counts instructions, the others "
+                        "(plugin-free, hot-path cases only) give the wall-clock ratios; "
+                        "4 gives 3 timing boots each")
     p.epilog = ("Writes <out>/<N>/bench.json and bench.md; exit 0 when everything was "
                 "measured (goals missed or not), 1 when a hot-path case found a functional "
                 "failure, 2 when a measurement could not be made.")

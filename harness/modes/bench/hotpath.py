@@ -116,11 +116,14 @@ class GuestRunner(Protocol):
 
 def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *,
                 reps: int, rounds: int, timeout_s: float = 1200.0,
-                insn: insncount.Session | None = None) -> list[HotpathRun]:
+                insn: insncount.Session | None = None,
+                hot_only: bool = False) -> list[HotpathRun]:
     """``rounds`` x (sysctl 0 and 1, ABBA order; or once if the sysctl is absent).
 
     ``insn``: a :class:`harness.stages.insncount.Session` when the guest runs under the
     instruction-counting plugin (adds ``-i N`` and each run's instruction windows).
+    ``hot_only``: every round runs the hot-path cases only (``-H``); otherwise the
+    recharge cases run in the first round.
     """
     probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent", 30)
     current = (probe.stdout or "").strip()
@@ -134,7 +137,7 @@ def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *
     try:
         for r, v in order:
             runs.append(_one_run(guest, program, ktap_dir, label, r, v, reps=reps,
-                                 timeout_s=timeout_s, insn=insn))
+                                 timeout_s=timeout_s, insn=insn, hot_only=hot_only))
     finally:
         if present:
             guest.run(f"echo {current} > {SYSCTL_PATH}", 30)
@@ -143,13 +146,13 @@ def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *
 
 def _one_run(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, r: int,
              v: int | None, *, reps: int, timeout_s: float,
-             insn: insncount.Session | None) -> HotpathRun:
+             insn: insncount.Session | None, hot_only: bool = False) -> HotpathRun:
     if v is not None:
         res = guest.run(f"echo {v} > {SYSCTL_PATH} && cat {SYSCTL_PATH}", 30)
         if res.exit_code != 0 or (res.stdout or "").strip() != str(v):
             raise InfraError(f"hotpath: could not set the sysctl to {v}: "
                              f"{(res.stderr or res.error or '').strip()[:160]}")
-    argv = [str(program), "-r", str(reps)] + (["-H"] if r > 0 else [])
+    argv = [str(program), "-r", str(reps)] + (["-H"] if r > 0 or hot_only else [])
     if insn is not None:
         argv += insn.program_args()
     log.info("bench: hotpath on %s, sysctl %s, round %d", label,
@@ -179,8 +182,11 @@ def default_kernel_bench(opts: Options, *, reps: int, rounds: int, insn_windows:
                          boot: BootFn = bootmod.boot) -> KernelBench:
     plugin: list[insncount.Plugin] = []  # built once, for the first kernel
 
-    def bench(label: str, bzimage: Path, program: Path, workdir: Path
-              ) -> tuple[dict[str, Any], list[HotpathRun]]:
+    def bench(label: str, bzimage: Path, program: Path, workdir: Path, *,
+              timing_only: bool = False) -> tuple[dict[str, Any], list[HotpathRun]]:
+        if timing_only:
+            return _timing_boot(opts, label, bzimage, program, workdir, reps=reps,
+                                rounds=rounds, boot=boot)
         if not plugin:
             plugin.append(insncount.prepare_plugin(opts.cache) if insn_windows else
                           insncount.Plugin(None, "--insn-windows 0"))
@@ -219,6 +225,21 @@ def default_kernel_bench(opts: Options, *, reps: int, rounds: int, insn_windows:
                 (workdir / "dmesg.log").write_text(dm.stdout or "")
             return boot_facts, runs
     return bench
+
+
+def _timing_boot(opts: Options, label: str, bzimage: Path, program: Path, workdir: Path, *,
+                 reps: int, rounds: int, boot: BootFn) -> tuple[dict[str, Any], list[HotpathRun]]:
+    """A boot for the wall-clock ratios only: no plugin, the hot-path cases only."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    with boot(bzimage, workdir, bootmod.BootSpec.from_options(opts), opts.cache) as bg:
+        setup = bootmod.guest_setup(bg.guest, opts.project, workdir / "guest-setup.log")
+        facts = {"boot_to_ssh_s": bg.boot_to_ssh_s, "accel": bg.accel.accel,
+                 "guest_setup_exit": setup.exit_code,
+                 "host_loadavg_before": list(os.getloadavg())}
+        runs = run_hotpath(bg.guest, program, workdir / "ktap", label, reps=reps,
+                           rounds=rounds, hot_only=True)
+        facts["host_loadavg_after"] = list(os.getloadavg())
+        return facts, runs
 
 
 def hot_ratios(patched: dict[str, Any], base: dict[str, Any] | None) -> list[dict[str, Any]]:
@@ -277,23 +298,51 @@ def run_hotpath_step(s: Session, src_run: ChildRun | None, base_kernel: Path | N
                           "--base-kernel, or `recharge-harness build --series <empty>` "
                           "first): no patched/base ratios")
     failures = 0
-    for label, kernel in kernels:
+    timing: dict[str, list[HotpathRun]] = {}
+    for n, (label, kernel) in _boot_order(kernels, s.cfg.boots):
+        workdir = s.run_dir / "hotpath" / (label if n == 0 else f"{label}-boot{n + 1}")
         try:
-            boot, runs = s.kernel_bench(label, kernel, program, s.run_dir / "hotpath" / label)
+            boot, runs = s.kernel_bench(label, kernel, program, workdir, timing_only=n > 0)
         except HarnessError as e:
-            s.error("hotpath", f"{label}: {e.describe()}")
+            s.error("hotpath", f"{label} (boot {n + 1}): {e.describe()}")
             continue
-        by_sysctl: dict[str, list[HotpathRun]] = {}
         for r in runs:
-            by_sysctl.setdefault("absent" if r.sysctl is None else str(r.sysctl), []).append(r)
             failures += r.failures()
             if r.exit_code not in (0, 1, 4):
                 s.error("hotpath", f"{label}: program exit {r.exit_code} "
                         f"(timed out: {r.timed_out}), see {r.tap}")
-        info.kernels[label] = KernelHotpath(boot, runs,
-                                            {k: merge_runs(v) for k, v in by_sysctl.items()})
+        if n == 0:
+            info.kernels[label] = KernelHotpath(boot, runs, _merge_by_sysctl(runs))
+        elif label in info.kernels:
+            kh = info.kernels[label]
+            kh.timing_boots = (kh.timing_boots or []) + [boot]
+            timing.setdefault(label, []).extend(runs)
+    for label, runs in timing.items():
+        info.kernels[label].timing_merged = _merge_by_sysctl(runs)
     info.functional_failures = failures
     if "patched" in info.kernels:
-        patched, base = info.kernels["patched"].merged, info.kernels.get("base")
-        info.ratios = hot_ratios(patched, base.merged if base else None)
-        info.insn_ratios = insncount.ratios(patched, base.merged if base else None)
+        patched, base = info.kernels["patched"], info.kernels.get("base")
+        info.ratios = hot_ratios(_wall(patched), _wall(base) if base else None)
+        if patched.timing_merged is not None:
+            info.wall_note = (f"wall-clock ratios from {s.cfg.boots - 1} interleaved boot(s) "
+                              "of each kernel without the instruction-counting plugin "
+                              "(hot-path cases only), pooled")
+        info.insn_ratios = insncount.ratios(patched.merged, base.merged if base else None)
+
+
+def _boot_order(kernels: list[tuple[str, Path]], boots: int
+                ) -> list[tuple[int, tuple[str, Path]]]:
+    """A B A B ...: every kernel's n-th boot before any kernel's (n+1)-th."""
+    return [(n, k) for n in range(boots) for k in kernels]
+
+
+def _merge_by_sysctl(runs: list[HotpathRun]) -> dict[str, Any]:
+    by_sysctl: dict[str, list[HotpathRun]] = {}
+    for r in runs:
+        by_sysctl.setdefault("absent" if r.sysctl is None else str(r.sysctl), []).append(r)
+    return {k: merge_runs(v) for k, v in by_sysctl.items()}
+
+
+def _wall(k: KernelHotpath) -> dict[str, Any]:
+    """The samples for wall-clock ratios: the plugin-free boots when there were some."""
+    return k.timing_merged if k.timing_merged is not None else k.merged

@@ -122,15 +122,20 @@ class HotpathRun(Record):
 
 @dataclass
 class KernelHotpath(Record):
+    OPTIONAL = frozenset({"timing_boots", "timing_merged"})
+
     boot: dict[str, Any]
     runs: list[HotpathRun]
     merged: dict[str, Any]
+    #: the extra, plugin-free boots (``--boots``): their facts and pooled samples
+    timing_boots: list[dict[str, Any]] | None = None
+    timing_merged: dict[str, Any] | None = None
 
 
 @dataclass
 class HotpathStep(Record):
     OPTIONAL = frozenset({"patched_kernel", "program", "config_difference", "base_note",
-                          "functional_failures", "ratios", "insn_ratios"})
+                          "functional_failures", "ratios", "insn_ratios", "wall_note"})
 
     patched_kernel: str | None = None
     program: str | None = None
@@ -141,6 +146,7 @@ class HotpathStep(Record):
     functional_failures: int | None = None
     ratios: list[dict[str, Any]] | None = None
     insn_ratios: list[dict[str, Any]] | None = None
+    wall_note: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         if self.patched_kernel is None:  # nothing to benchmark: an empty step

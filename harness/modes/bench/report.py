@@ -288,6 +288,9 @@ def _hotpath_section(hp: dict[str, Any], host: dict[str, Any]) -> list[str]:
     lines += ["", "## In-guest benchmarks (selftests/bench/hotpath.c)", ""]
     if hp.get("base_note"):
         lines += [hp["base_note"], ""]
+    if hp.get("wall_note"):
+        lines += [f"Time ratios: {hp['wall_note']}; instruction counts from the first "
+                  "boot of each.", ""]
     if hp.get("config_difference"):
         d = hp["config_difference"]
         lines += [f"Base and patched configs differ in {len(d)} option(s) besides the "

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import argparse
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -20,9 +20,14 @@ log = logging.getLogger(__name__)
 
 STEPS = ("warm", "edit", "hotpath")
 
-#: (label, bzImage, program, workdir) -> (boot facts, program runs): how one kernel's
-#: hot path is measured (harness.modes.bench.hotpath.default_kernel_bench; injectable).
-KernelBench = Callable[[str, Path, Path, Path], tuple[dict[str, Any], list[HotpathRun]]]
+class KernelBench(Protocol):
+    """(label, bzImage, program, workdir) -> (boot facts, program runs): how one boot of
+    a kernel measures the hot path (harness.modes.bench.hotpath.default_kernel_bench;
+    injectable). ``timing_only``: an extra boot for the wall-clock ratios: the hot-path
+    cases only, no instruction-counting plugin slowing the guest."""
+
+    def __call__(self, label: str, bzimage: Path, program: Path, workdir: Path, *,
+                 timing_only: bool = False) -> tuple[dict[str, Any], list[HotpathRun]]: ...
 
 
 class BenchRunner(Protocol):
@@ -43,6 +48,9 @@ class BenchConfig:
     rounds: int = 2
     verbose: bool = False
     insn_windows: int = 3
+    #: boots of each kernel, interleaved (patched, base, patched, base, ...): the first
+    #: counts instructions, the others time the hot path for the wall-clock ratios
+    boots: int = 1
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "BenchConfig":
@@ -56,8 +64,11 @@ class BenchConfig:
                             f"(valid: {', '.join(STEPS)})")
         reps, rounds = int(getattr(args, "reps", 7)), int(getattr(args, "rounds", 2))
         insn_windows = int(getattr(args, "insn_windows", 3) or 0)
-        if not 1 <= reps <= 64 or not 1 <= rounds <= 10 or not 0 <= insn_windows <= 64:
-            raise UserError("--reps must be 1..64, --rounds 1..10, --insn-windows 0..64")
+        boots = int(getattr(args, "boots", 1) or 1)
+        if not 1 <= reps <= 64 or not 1 <= rounds <= 10 or not 0 <= insn_windows <= 64 \
+                or not 1 <= boots <= 10:
+            raise UserError("--reps must be 1..64, --rounds 1..10, --insn-windows 0..64, "
+                            "--boots 1..10")
         base_kernel = getattr(args, "base_kernel", None)
         if base_kernel is not None and not Path(base_kernel).is_file():
             raise UserError(f"--base-kernel {base_kernel}: no such file")
@@ -65,7 +76,7 @@ class BenchConfig:
                    with_base=bool(getattr(args, "with_base", False)),
                    base_kernel=Path(base_kernel).resolve() if base_kernel else None,
                    reps=reps, rounds=rounds, verbose=bool(getattr(args, "verbose", False)),
-                   insn_windows=insn_windows)
+                   insn_windows=insn_windows, boots=boots)
 
 
 
