@@ -543,3 +543,21 @@ def test_goals_cold_ratio_bound() -> None:
     assert g["met"] is False and "1200 files vs 2700" in g["bound"] and "fs 300" in g["bound"]
     md = report.render_markdown({**data, "goals": [g]})
     assert "| cold build tiny / vng-full | <= 0.33 | 0.450 x | **MISSED** |" in md
+
+
+def test_deferred_goal_compares_with_the_worker_on_the_same_fs() -> None:
+    def e(v: float) -> dict[str, Any]:
+        return {"median": v, "n": 1}
+    merged = {"1": {"offline_mapped_ext4": {"offline_worker_MiBps": e(600.0)},
+                    "deferred_read_ext4": {"deferred_MiBps": e(150.0),
+                                           "deferred_net_MiBps": e(400.0),
+                                           "plain_read_pass_ms": e(200.0)},
+                    "offline_mapped_shmem": {"offline_worker_MiBps": e(500.0)},
+                    "deferred_read_shmem": {"deferred_MiBps": e(300.0)}}}
+    data = {"steps": {"hotpath": {"patched": {"merged": merged}}}}
+    g = {x["goal"]: x for x in report.goals(data)}
+    ext4, shmem = (g["deferred recharge / offline worker (ext4)"],
+                   g["deferred recharge / offline worker (shmem)"])
+    assert ext4["value"] == 0.25 and ext4["met"] is False
+    assert "400 MiB/s = 0.67x the worker" in ext4["bound"]
+    assert shmem["value"] == 0.6 and shmem["met"] is True and shmem["bound"] == ""

@@ -43,6 +43,7 @@ def goals(data: dict[str, Any]) -> list[dict[str, Any]]:
     out += _edit_goal(steps.get("edit", {}))
     out += _boot_goal(boot_samples(data))
     out += _hot_goals(steps.get("hotpath", {}))
+    out += _deferred_goals(steps.get("hotpath", {}))
     out += insncount.goals(steps.get("hotpath", {}))
     return out
 
@@ -131,6 +132,33 @@ def _boot_goal(boots: list[dict[str, Any]]) -> list[dict[str, Any]]:
             if not k.startswith("first shell"))
     return [{"goal": "boot -> SSH ready", "target": f"<= {GOAL_BOOT_S:.0f} s",
              "value": round(med, 2), "unit": "s", "met": met, "bound": bound, "samples": vals}]
+
+
+GOAL_DEFERRED_RATIO = 0.5  # deferred recharge throughput / the offline worker's
+
+
+def _deferred_goals(hp: dict[str, Any]) -> list[dict[str, Any]]:
+    """Deferred throughput (one read pass by the new owner) over the offline worker's on
+    the same file system: gross (the read included) and net of a plain read pass."""
+    m = hp.get("patched", {}).get("merged", {}).get("1", {})
+    out = []
+    for fs, worker_case in (("ext4", "offline_mapped_ext4"), ("shmem", "offline_mapped_shmem")):
+        worker = m.get(worker_case, {}).get("offline_worker_MiBps", {}).get("median")
+        d = m.get(f"deferred_read_{fs}", {})
+        gross = d.get("deferred_MiBps", {}).get("median")
+        net = d.get("deferred_net_MiBps", {}).get("median")
+        if not worker or gross is None:
+            continue
+        r = round(gross / worker, 3)
+        bound = ""
+        if net is not None:
+            bound = (f"net of a plain read pass ({d.get('plain_read_pass_ms', {}).get('median')}"
+                     f" ms): {net:.0f} MiB/s = {net / worker:.2f}x the worker")
+        out.append({"goal": f"deferred recharge / offline worker ({fs})",
+                    "target": f">= {GOAL_DEFERRED_RATIO}", "value": r, "unit": "x",
+                    "met": r >= GOAL_DEFERRED_RATIO,
+                    "bound": bound if r < GOAL_DEFERRED_RATIO else ""})
+    return out
 
 
 def _hot_goals(hp: dict[str, Any]) -> list[dict[str, Any]]:
