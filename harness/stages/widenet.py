@@ -1,6 +1,6 @@
 """A wider net: the memory soak and the kernel's own mm selftests (suites ``soak``, ``mm``).
 
-Both are in the suite table (harness/stages/suites.py) but not in the default selection:
+Both are in the suite table (harness/stages/suitetable.py) but not in the default selection:
 ``--suite soak`` / ``--suite mm``.  What they need outside the table lives here:
 
 * ``--soak-seconds N``: the soak's ``--seconds`` (default 120); the suite's timeout
