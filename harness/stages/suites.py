@@ -44,9 +44,10 @@ from harness.verdict import suite_status
 __all__ = [
     "CORE_CASES", "KMEM_CASES", "MARKER", "MEMCONTROL_CASES", "MEMCONTROL_FEATURE_CASES",
     "MM_CASES", "PERCPU_BASIC", "PERCPU_BASIC_WHY", "RECHARGE_CASES", "SCENARIOS_CASES",
-    "SCRATCH", "SOAK_CASES", "SOAK_FEATURE_CASES", "SUITES", "SYSCTL", "SYSCTL_PATH",
-    "KnownFailure", "Runner", "Suite", "apply_known_failures", "narrow_to_cases", "not_run",
-    "run_suite", "run_suites", "select_suites", "suite_key", "with_stress_seconds",
+    "SCRATCH", "SOAK_CASES", "SOAK_FEATURE_CASES", "STRESS_DEFAULT_S", "SUITES", "SYSCTL",
+    "SYSCTL_PATH", "KnownFailure", "Runner", "Suite", "apply_known_failures",
+    "narrow_to_cases", "not_run", "run_suite", "run_suites", "select_suites", "suite_key",
+    "with_stress_seconds",
 ]
 
 log = logging.getLogger(__name__)
@@ -55,6 +56,8 @@ SYSCTL = "vm.recharge_offline_memcgs"
 SYSCTL_PATH = "/proc/sys/vm/recharge_offline_memcgs"
 #: kernel-log marker understood by harness.parse.logscan (``<MARKER> begin|end <suite>``).
 MARKER = "RECHARGE-HARNESS:"
+#: The scenarios' stress case's default duration (selftests/recharge/scenarios).
+STRESS_DEFAULT_S = 60
 
 
 def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES,
@@ -82,7 +85,8 @@ def narrow_to_cases(suites: list[Suite], cases: tuple[str, ...]) -> list[Suite]:
             continue
         args = s.args + tuple(x for c in mine for x in ((s.case_arg, c) if s.case_arg else (c,)))
         out.append(replace(s, args=args, cases=mine,
-                           feature_cases=tuple(c for c in s.feature_cases if c in mine)))
+                           feature_cases=tuple(c for c in s.feature_cases if c in mine),
+                           expected_s=s.expected_s * len(mine) / len(s.cases)))
     if not out:
         raise UserError(f"--case {cases[0]!r}: the selected suites that have it cannot run "
                         "single cases (harness/stages/suitetable.py: case_arg)")
@@ -135,12 +139,14 @@ def apply_known_failures(result: Any, known: tuple[KnownFailure, ...],
 
 def with_stress_seconds(chosen: list[Suite], seconds: int | None) -> list[Suite]:
     """``--stress-seconds``: the duration of the scenarios' stress case (default: the
-    program's, 60 s); each scenarios suite's timeout grows by the same amount."""
+    program's, 60 s); each scenarios suite's timeout grows by the same amount, its
+    expected duration by the difference."""
     if seconds is None:
         return chosen
     return [replace(s, args=(*s.args, "--stress-seconds", str(seconds)),
-                    timeout_s=s.timeout_s + seconds) if s.program == "scenarios" else s
-            for s in chosen]
+                    timeout_s=s.timeout_s + seconds,
+                    expected_s=max(1.0, s.expected_s + seconds - STRESS_DEFAULT_S))
+            if s.program == "scenarios" else s for s in chosen]
 
 
 class Runner(Protocol):

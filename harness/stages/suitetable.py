@@ -2,8 +2,9 @@
 
 A table, not classes: each :class:`Suite` names a program (in the tree's cgroup
 selftests, in the project's ``selftests/`` or the tree's mm selftests), the guest
-directory it runs in, its timeout and the value of ``vm.recharge_offline_memcgs``
-it needs.  Next to it the inventory: every
+directory it runs in, its timeout, how long it usually takes (``expected_s``: how
+``--parallel`` spreads the suites over its guests, harness.stages.schedule) and the
+value of ``vm.recharge_offline_memcgs`` it needs.  Next to it the inventory: every
 case each program reports (harness.stages.inventory) and the known failures.
 
 How a suite is selected and run is :mod:`harness.stages.suites`.
@@ -26,6 +27,9 @@ class Suite:
     args: tuple[str, ...] = ()
     cwd: str = SCRATCH
     timeout_s: int = 600
+    #: Roughly how long it runs in a TCG guest (seconds), when no earlier run in the same
+    #: ``--out`` recorded it: how ``--parallel`` balances its guests (harness.stages.schedule).
+    expected_s: float = 60.0
     sysctl: int | None = None  # value to set before running; None = leave alone
     needs_sysctl: bool = False  # skip (with reason) when the kernel has no such sysctl
     description: str = ""
@@ -158,39 +162,39 @@ MM_CASES: tuple[str, ...] = (
 #: The default suite table.  The project's programs come from selftests/Makefile.
 SUITES: tuple[Suite, ...] = (
     Suite("recharge[sysctl=1]", "own", "test_recharge", sysctl=1, needs_sysctl=True,
-          timeout_s=900, description="recharging scenarios, feature on",
+          timeout_s=900, expected_s=30, description="recharging scenarios, feature on",
           cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),
     Suite("recharge[sysctl=0]", "own", "test_recharge", args=("--control",), sysctl=0,
-          needs_sysctl=False, timeout_s=900,
+          needs_sysctl=False, timeout_s=900, expected_s=30,
           description="the same scenarios as control, feature off: memory must stay with the dead memcg",
           cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),
     Suite("scenarios[sysctl=1]", "own", "scenarios", sysctl=1, needs_sysctl=True,
-          timeout_s=1800, description="extra scenarios (zombies, anon, limits, THP, ...), on",
+          timeout_s=1800, expected_s=240, description="extra scenarios (zombies, anon, limits, THP, ...), on",
           cases=SCENARIOS_CASES, feature_cases=SCENARIOS_CASES),
     Suite("scenarios[sysctl=0]", "own", "scenarios", sysctl=0, needs_sysctl=False,
-          timeout_s=1800, description="the same scenarios as negative control, off",
+          timeout_s=1800, expected_s=120, description="the same scenarios as negative control, off",
           cases=SCENARIOS_CASES, feature_cases=SCENARIOS_CASES),
     # The kernel's own cgroup selftests run with recharging on where the kernel has
     # it (a defined state, not whatever the previous suite left), plainly elsewhere.
-    Suite("test_memcontrol", "cgroup", "test_memcontrol", sysctl=1, timeout_s=900,
+    Suite("test_memcontrol", "cgroup", "test_memcontrol", sysctl=1, timeout_s=900, expected_s=40,
           description="kernel cgroup selftest: memory controller",
           cases=MEMCONTROL_CASES, feature_cases=MEMCONTROL_FEATURE_CASES),
     # test_kmem_basic needs negative dentries under "/" to stay cached; the 9p root
     # keeps none (see selftests/ext4-root.sh).
-    Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600,
+    Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600, expected_s=20,
           wrapper="ext4-root.sh",
           description="kernel cgroup selftest: kernel memory accounting",
           known_failures=(PERCPU_BASIC,), cases=KMEM_CASES),
-    Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300,
+    Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300, expected_s=5,
           description="kernel cgroup selftest: cgroup core", cases=CORE_CASES),
     # Not in the default selection (harness/stages/widenet.py): --suite soak, --suite mm.
     # soak: 120 s of stress-ng in churning memcgs (--soak-seconds), then its checks.
-    Suite("soak", "own", "soak", sysctl=1, timeout_s=900, default=False,
+    Suite("soak", "own", "soak", sysctl=1, timeout_s=900, expected_s=240, default=False,
           case_arg=None,
           description="memory soak: memcg churn under stress-ng, then the system in order",
           cases=SOAK_CASES, feature_cases=SOAK_FEATURE_CASES),
     # mm: the tree's mm selftests (a subset, each with its own timeout in mm-run.sh).
-    Suite("mm", "mm-tree", "mm-run.sh", sysctl=1, timeout_s=7200, default=False,
+    Suite("mm", "mm-tree", "mm-run.sh", sysctl=1, timeout_s=7200, expected_s=480, default=False,
           case_arg="", runs_dir=True,
           description="kernel mm selftests (subset: selftests/mm-run.sh -l)", cases=MM_CASES),
 )
