@@ -88,7 +88,7 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
+def signals_raise() -> Iterator[None]:
     """SIGTERM/SIGHUP raise :class:`Interrupted` while a guest runs (so the ``finally``
     below stops it), unless the program installed its own handler (harness.cli does)."""
     if threading.current_thread() is not threading.main_thread():
@@ -131,7 +131,7 @@ def boot(bzimage: Path, workdir: Path, spec: BootSpec, cache: Path, *,
     """
     if shutil.which("qemu-system-x86_64") is None:
         raise InfraError("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
-    with _signals_raise():
+    with signals_raise():
         ext4, swap = vmmod.make_scratch_images(workdir, log_path=workdir / "scratch.log")
         vm: vmmod.Vm | None = None
         guest: Any = None
