@@ -31,6 +31,7 @@ from harness.stages import accel as accelmod
 from harness.stages import boot as bootmod
 from harness.stages import inventory, schedule, widenet
 from harness.stages import suites as suitesmod
+from harness.stages import vm as vmmod
 from harness.stages.guests import GuestSet, Slot
 from harness.stages.suitetable import Suite
 from harness.stages.vm import Vm
@@ -111,6 +112,7 @@ def _boot_stage(p: Pipeline, gs: GuestSet) -> None:
         choice = accelmod.choose_accel(o.accel, c.bzimage, o.cache, gs.slots[0].workdir / "vm")
         log.info("vm: accelerator %s: %s", choice.accel.upper(), choice.reason)
         p._on_accel(choice)
+        vmmod.virtiofsd_available()  # probed once, before the threads ask (it is cached)
         gs.boot_all()
         up, down = gs.up, [s for s in gs.slots if s.error is not None]
         if not up:
