@@ -149,6 +149,7 @@ def _options(args: argparse.Namespace, argv: list[str]) -> "Options":
         suites=suites,
         cases=cases,
         shard=shard_text or None,
+        parallel=getattr(args, "parallel", None),
         kernel_dir=kernel_dir,
         stress_s=getattr(args, "stress_seconds", None),
         soak_s=getattr(args, "soak_seconds", None),

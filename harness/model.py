@@ -75,6 +75,8 @@ class Options:
     #: --case: only these cases of the project's programs (see suites.select_suites)
     cases: tuple[str, ...] = ()
     shard: str | None = None  # "I/N" when --shard chose ``suites``
+    #: ``--parallel``: guests booted to share the suites (None: harness.stages.schedule's default)
+    parallel: int | None = None
     #: ``test --kernel-dir``: a run directory holding kernel/bzImage, config, guest/
     kernel_dir: Path | None = None
     stress_s: int | None = None  # --stress-seconds for the scenarios' stress case

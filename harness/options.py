@@ -99,6 +99,10 @@ def add_run_options(sp: argparse.ArgumentParser, name: str) -> list[Forward]:
         g.add_argument("--shard", metavar="I/N",
                        help="run only shard I of N of the selected suites (round-robin over "
                        "their sorted names; for CI matrices, combine with `merge`)")
+        g.add_argument("--parallel", type=_positive_int, metavar="N",
+                       help="boot N guests of the kernel and share the suites out among "
+                       "them, longest first (default: one per host CPU, at most one per "
+                       "suite, as many as fit in 70%% of the host's memory; 1: one guest)")
     if name == "test":
         g.add_argument("--kernel-dir", type=Path, metavar="DIR",
                        help="test the kernel of a `build` (or `run`) run directory: "

@@ -8,7 +8,8 @@ sequences them, records each as a :class:`StageResult` in the run record
 a numbered directory ``<out>/<N>/`` (:func:`harness.report.mode.make_run_dir`) with
 one log per stage, the ``.config``, console and kernel logs, raw KTAP per suite,
 ``junit.xml`` and ``summary.txt``.  The guest is started only by
-:func:`harness.stages.boot.boot`, which stops it on every way out.
+:func:`harness.stages.boot.boot`, which stops it on every way out; with ``--parallel``
+(more than one guest) :mod:`harness.modes.parallel` boots and uses the guests.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 
 from harness.errors import HarnessError, InfraError, UserError
 from harness.model import Options, StageResult, Status, SuiteRun
-from harness.modes import runreport
+from harness.modes import parallel, runreport
 from harness.modes.runreport import LAST_STAGE, STAGES
 from harness.report.metadata import Metadata
 from harness.report.mode import file_log, make_run_dir
@@ -63,6 +64,10 @@ class Context:
     feature: bool | None = None
     #: ``--kernel-dir``: the commits its kernel was built from (its metadata.json)
     kernel_source: dict[str, str] = field(default_factory=dict)
+    #: ``--parallel``: the guests' directories (``guest-K``) and which one runs each
+    #: suite; empty with one guest
+    guests: list[str] = field(default_factory=list)
+    guest_of: dict[str, str] = field(default_factory=dict)
 
 
 class Pipeline:
@@ -262,6 +267,10 @@ class Pipeline:
         o, c = self.o, self.ctx
         assert c.bzimage is not None
         selected = self.selected()
+        n = parallel.guests_for(self, selected)
+        if n > 1:
+            parallel.boot_and_test(self, selected, n)
+            return
         # The guest's own lifetime bound (it runs `sleep <budget>`): enough for every
         # selected suite, so even a SIGKILLed harness leaves no guest for long.
         budget = o.budget_s if not self.wants("suites") else min(
@@ -342,4 +351,4 @@ class Pipeline:
             if s.name not in got:
                 self.ctx.runs.append(suitesmod.not_run(s, "not run: the run stopped before the "
                                                        "suites" if error else "not run"))
-        self.meta.suites(self.ctx.runs)
+        self.meta.suites(self.ctx.runs, self.ctx.guest_of)

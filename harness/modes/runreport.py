@@ -96,7 +96,7 @@ def report(p: Pipeline) -> None:
         "virtme_ng": vng_version(),
         "run_dir": str(p.run_dir),
     }
-    p.findings, group = kernellog.scan(p.run_dir, p.o.project)
+    p.findings, group = kernellog.scan(p.run_dir, p.o.project, c.guests)
     if group:
         p.meta.update("kernel_log", group)
     try:

@@ -2,13 +2,16 @@
 
 The guest's ``dmesg.log`` is the source, unless its ring buffer wrapped (it lost the
 boot banner that the serial console still has) or the guest died before dmesg was
-collected: then the console (``vm/console.log``) is.  The patterns are in
+collected: then the console (``vm/console.log``) is; with ``--parallel``, those of each
+guest (``guest-K/``).  The patterns are in
 :mod:`harness.parse.logscan`; ``logscan.ignore`` in the project silences known ones.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +50,35 @@ def kernel_log_source(run_dir: Path) -> Path | None:
     return src if src.is_file() else None
 
 
-def scan(run_dir: Path, project: Path) -> tuple[Findings | None, dict[str, Any]]:
+def scan(run_dir: Path, project: Path,
+         guests: Sequence[str] = ()) -> tuple[Findings | None, dict[str, Any]]:
     """(findings per (suite, case) or None when there is no log, the ``kernel_log`` group
-    of the run record)."""
-    src = kernel_log_source(run_dir)
-    if src is None:
-        return None, {}
+    of the run record).  ``guests``: the guests' directories of a ``--parallel`` run
+    (``guest-K/dmesg.log``, ``guest-K/vm/console.log``): each one's log is scanned and
+    its findings name the guest (in the title and the record)."""
     ignore_file = project / "logscan.ignore"
     ignore = logscan.load_ignore(ignore_file) if ignore_file.is_file() else []
-    findings = logscan.scan_by_case(src.read_text(encoding="utf-8", errors="replace"), ignore)
+    sources: dict[str, str] = {}
+    findings: Findings = {}
+    records: list[dict[str, str]] = []
+    for guest in guests or ("",):
+        src = kernel_log_source(run_dir / guest if guest else run_dir)
+        if src is None:
+            continue
+        sources[guest] = str(src)
+        found = logscan.scan_by_case(src.read_text(encoding="utf-8", errors="replace"), ignore)
+        for key, fs in found.items():
+            if guest:
+                fs = [dataclasses.replace(f, title=f"{f.title} [{guest}]") for f in fs]
+            findings.setdefault(key, []).extend(fs)
+            records += [{"suite": key[0], "case": key[1], "kind": f.kind, "signature": f.signature,
+                         **({"guest": guest} if guest else {})} for f in fs]
+    if not sources:
+        return None, {}
     bad = [f for fs in findings.values() for f in fs if logscan.is_failure(f)]
     if bad:
         log.error("kernel log: %d finding(s), first: %s", len(bad), bad[0].signature)
-    return findings, {
-        "source": str(src),
-        "findings": [{"suite": k[0], "case": k[1], "kind": f.kind, "signature": f.signature}
-                     for k, fs in findings.items() for f in fs],
-    }
+    group: dict[str, Any] = {"source": ", ".join(sources.values())}
+    if guests:
+        group["sources"] = sources
+    return findings, {**group, "findings": records}

@@ -100,7 +100,7 @@ def _known_lines(runs: Sequence[SuiteRun]) -> list[str]:
                   for label, name, reason in xfail]
     if xpass:
         lines.append(f"XPASS: {len(xpass)} known failure(s) PASSED - check whether the reason "
-                     "in harness/stages/suites.py still holds (not counted as a failure)")
+                     "in harness/stages/suitetable.py still holds (not counted as a failure)")
         lines += [f"  XPASS {label} {name}" for label, name, _ in xpass]
     return lines
 

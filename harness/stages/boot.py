@@ -88,7 +88,7 @@ def _raise_interrupted(signum: int, frame: FrameType | None) -> None:
 
 
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
+def signals_raise() -> Iterator[None]:
     """SIGTERM/SIGHUP raise :class:`Interrupted` while a guest runs (so the ``finally``
     below stops it), unless the program installed its own handler (harness.cli does)."""
     if threading.current_thread() is not threading.main_thread():
@@ -117,23 +117,29 @@ def _guest_factory(factory: GuestFactory | None) -> GuestFactory:
 def boot(bzimage: Path, workdir: Path, spec: BootSpec, cache: Path, *,
          qemu_opts: Callable[[str], tuple[str, ...]] | None = None,
          guest_factory: GuestFactory | None = None,
-         on_accel: Callable[[accelmod.AccelChoice], None] | None = None) -> Iterator[Booted]:
+         on_accel: Callable[[accelmod.AccelChoice], None] | None = None,
+         accel: accelmod.AccelChoice | None = None,
+         on_vm: Callable[[vmmod.Vm], None] | None = None) -> Iterator[Booted]:
     """Boot ``bzImage`` with its console, vng command and scratch disks in ``workdir``.
 
     ``qemu_opts(accel)``: extra QEMU options for the chosen accelerator (e.g. a TCG
     plugin); ``on_accel``: told the accelerator before the guest starts (recorded even
-    if the boot then fails).  Raises :class:`BootError` when the guest is not reachable.
+    if the boot then fails); ``accel``: the accelerator already chosen (no probe: the
+    guests of ``--parallel`` share one choice); ``on_vm``: given the VM before it starts,
+    so that another thread can stop it (an interrupt while several guests boot).
+    Raises :class:`BootError` when the guest is not reachable.
     """
     if shutil.which("qemu-system-x86_64") is None:
         raise InfraError("qemu-system-x86_64 not found (apt-get install qemu-system-x86)")
-    with _signals_raise():
+    with signals_raise():
         ext4, swap = vmmod.make_scratch_images(workdir, log_path=workdir / "scratch.log")
         vm: vmmod.Vm | None = None
         guest: Any = None
         booted: Booted | None = None
         try:
-            choice = accelmod.choose_accel(spec.accel, bzimage, cache, workdir)
-            log.info("vm: accelerator %s: %s", choice.accel.upper(), choice.reason)
+            choice = accel or accelmod.choose_accel(spec.accel, bzimage, cache, workdir)
+            if accel is None:
+                log.info("vm: accelerator %s: %s", choice.accel.upper(), choice.reason)
             if on_accel is not None:
                 on_accel(choice)
             vm = vmmod.Vm(vmmod.VmSpec(
@@ -141,6 +147,8 @@ def boot(bzimage: Path, workdir: Path, spec: BootSpec, cache: Path, *,
                 disks=(ext4, swap), budget_s=spec.budget_s,
                 force_9p=not vmmod.virtiofsd_available(), tcg_multithread=spec.tcg_multithread,
                 qemu_opts=qemu_opts(choice.accel) if qemu_opts else ()), workdir)
+            if on_vm is not None:
+                on_vm(vm)
             vm.start()
             guest = _guest_factory(guest_factory)("127.0.0.1", vm.port, "root", vm.key_path,
                                                   vm.host_key_files())

@@ -1,12 +1,12 @@
 """The inventory: which cases a suite must report, and when they must pass.
 
 The lists live next to the suite table (``Suite.cases``, ``Suite.feature_cases`` in
-harness/stages/suites.py).  Applied to every suite a run selects (after ``--suite`` and
+harness/stages/suitetable.py).  Applied to every suite a run selects (after ``--suite`` and
 ``--shard``; ``merge`` checks the union of its shards, :func:`check_merged`):
 
 * a case of ``Suite.cases`` the output lacks -> an ERROR case ("no result"): the
   output ended early (the kernel's suites print no plan, so nothing else notices) or
-  the program and harness/stages/suites.py disagree.  When the output has names the list
+  the program and harness/stages/suitetable.py disagree.  When the output has names the list
   does not know, the program is another version (a ``--tree`` other than 6.12): only
   the feature cases are then checked;
 * when the kernel claims the feature (:func:`claims_feature`), each of
@@ -32,7 +32,7 @@ from harness.parse.ktap import CaseStatus, KtapCase, KtapResult
 
 
 class Suite(Protocol):
-    """What the inventory needs of a suite of the table (harness/stages/suites.py)."""
+    """What the inventory needs of a suite of the table (harness/stages/suitetable.py)."""
 
     @property
     def name(self) -> str: ...
@@ -86,7 +86,7 @@ def _problems(suite: "Suite", result: KtapResult | None,
     required = suite.feature_cases if feature else ()
     foreign = [n for n in printed if n not in table]
     if foreign:
-        log.info("inventory: %s prints cases harness/stages/suites.py does not list (%s): another "
+        log.info("inventory: %s prints cases harness/stages/suitetable.py does not list (%s): another "
                  "version of the program; only the feature cases are checked",
                  suite.name, ", ".join(foreign[:3]))
     failed: list[str] = []
@@ -116,7 +116,7 @@ def _problems(suite: "Suite", result: KtapResult | None,
             failed.append(name)
         else:
             why = ("no result: the output ended before it, or the program no longer has it "
-                   f"(harness/stages/suites.py lists {len(table)} cases for {suite.name})")
+                   f"(harness/stages/suitetable.py lists {len(table)} cases for {suite.name})")
             cases.append(KtapCase(number, name, CaseStatus.ERROR, why))
             errored.append(name)
     return cases, failed, errored

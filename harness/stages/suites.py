@@ -1,8 +1,7 @@
 """Stage 7: the test suites, run in the guest over SSH.
 
-A table, not classes: each :class:`Suite` names a program (in the tree's cgroup
-selftests or in the project's ``selftests/``), the guest directory it runs in,
-its timeout and the value of ``vm.recharge_offline_memcgs`` it needs.
+The suites are a table (:mod:`harness.stages.suitetable`: programs, cases, known
+failures); this module selects from it (``--suite``, ``--case``) and runs them.
 
 Programs print KTAP and exit 0 pass / 1 fail / 4 skip (kselftest codes).
 Raw output goes to ``ktap/<suite>.tap``; the text is handed to
@@ -23,7 +22,33 @@ from typing import Any, Callable, Protocol, TextIO
 from harness.errors import UserError
 from harness.model import Status, SuiteRun
 from harness.parse.ktap import KtapResult, parse_ktap
+from harness.stages.suitetable import (
+    CORE_CASES,
+    KMEM_CASES,
+    MEMCONTROL_CASES,
+    MEMCONTROL_FEATURE_CASES,
+    MM_CASES,
+    PERCPU_BASIC,
+    PERCPU_BASIC_WHY,
+    RECHARGE_CASES,
+    SCENARIOS_CASES,
+    SCRATCH,
+    SOAK_CASES,
+    SOAK_FEATURE_CASES,
+    SUITES,
+    KnownFailure,
+    Suite,
+)
 from harness.verdict import suite_status
+
+__all__ = [
+    "CORE_CASES", "KMEM_CASES", "MARKER", "MEMCONTROL_CASES", "MEMCONTROL_FEATURE_CASES",
+    "MM_CASES", "PERCPU_BASIC", "PERCPU_BASIC_WHY", "RECHARGE_CASES", "SCENARIOS_CASES",
+    "SCRATCH", "SOAK_CASES", "SOAK_FEATURE_CASES", "STRESS_DEFAULT_S", "SUITES", "SYSCTL",
+    "SYSCTL_PATH", "KnownFailure", "Runner", "Suite", "apply_known_failures",
+    "narrow_to_cases", "not_run", "run_suite", "run_suites", "select_suites", "suite_key",
+    "with_stress_seconds",
+]
 
 log = logging.getLogger(__name__)
 
@@ -31,184 +56,8 @@ SYSCTL = "vm.recharge_offline_memcgs"
 SYSCTL_PATH = "/proc/sys/vm/recharge_offline_memcgs"
 #: kernel-log marker understood by harness.parse.logscan (``<MARKER> begin|end <suite>``).
 MARKER = "RECHARGE-HARNESS:"
-#: ext4 scratch disk mounted by selftests/guest-setup.sh: real page cache + O_TMPFILE.
-SCRATCH = "/mnt/rhscratch"
-
-
-@dataclass(frozen=True)
-class Suite:
-    name: str  # unique; used for ktap/<name>.tap and the JUnit testsuite
-    origin: str  # "cgroup" (the tree's selftests), "own" (the project's selftests/), "mm-tree"
-    program: str  # relative to the origin's build directory
-    args: tuple[str, ...] = ()
-    cwd: str = SCRATCH
-    timeout_s: int = 600
-    sysctl: int | None = None  # value to set before running; None = leave alone
-    needs_sysctl: bool = False  # skip (with reason) when the kernel has no such sysctl
-    description: str = ""
-    #: Run under ``stdbuf -oL -eL``: over SSH stdout is a pipe, and a program that
-    #: forks with unflushed stdio (6.12's test_memcontrol) prints its lines twice.
-    line_buffered: bool = True
-    #: A program of the project's selftests/ the suite runs under (argv prefix), e.g.
-    #: ``ext4-root.sh``: "/" on the ext4 scratch disk instead of the 9p root.
-    wrapper: str | None = None
-    #: Failures that the unpatched base shows too in this guest, for a reason outside
-    #: the series, each narrowed to its evidence (:class:`KnownFailure`).  Only a failure
-    #: that matches it is reported as XFAIL (not counted); any other failure, of that
-    #: case too, still counts.  A known failure that passes is reported as XPASS.
-    known_failures: tuple["KnownFailure", ...] = ()
-    #: The inventory (harness.stages.inventory): every case the program reports, in its order.
-    #: A run whose output lacks one of them ended early or runs another program version
-    #: (the kernel's suites print no plan: this is how a cut stream is noticed).
-    cases: tuple[str, ...] = ()
-    #: Cases that prove the series works: when the kernel's .config has the feature's
-    #: option, each must run and pass (missing, skipped or errored fails the run).
-    #: Those not in ``cases`` exist only on such kernels (test_memcg_recharge).
-    feature_cases: tuple[str, ...] = ()
-    #: In the default selection (no ``--suite``); the others run only when named.
-    default: bool = True
-    #: How ``--case`` runs single cases: "-t" (``-t NAME`` each), "" (the names as
-    #: arguments) or None (it cannot: the suite is left out).  Never for "cgroup".
-    case_arg: str | None = "-t"
-    #: ``program`` is a script of the project's selftests/ that runs this origin's
-    #: build directory: ``program DIR args`` (mm-run.sh).
-    runs_dir: bool = False
-
-
-@dataclass(frozen=True)
-class KnownFailure:
-    """A known failure and the evidence it was explained with.
-
-    The case's diagnostic lines must carry each ``measured`` number (a line
-    ``<key> <number>``, as the program prints it on failure) within ``tolerance`` of the
-    value measured, with the guest CPU count it was measured with: another failure of
-    the same case (other numbers, no numbers, more CPUs) is not this one and counts."""
-
-    case: str
-    why: str
-    cpus: int
-    measured: tuple[tuple[str, int], ...]
-    tolerance: float = 0.10
-
-    def mismatch(self, diagnostics: tuple[str, ...], cpus: int | None) -> str | None:
-        """None when a failure of ``case`` matches the evidence, else why not."""
-        if cpus != self.cpus:
-            return f"measured with {self.cpus} guest CPUs, this guest has {cpus or 'unknown'}"
-        text = "\n".join(diagnostics)
-        for key, value in self.measured:
-            m = re.search(rf"^{re.escape(key)}\s+(-?\d+)\s*$", text, re.M)
-            if m is None:
-                return f"no '{key} N' line in its output"
-            got = int(m.group(1))
-            if abs(got - value) > self.tolerance * abs(value):
-                return (f"{key} {got}, measured {value} "
-                        f"(+-{self.tolerance:.0%})")
-        return None
-
-
-PERCPU_BASIC_WHY = (
-    "fails on the unpatched base too: it expects the parent's memory.current of 1000 empty "
-    "children to be percpu memory within 256 KB per CPU, but their slab (kernfs nodes, "
-    "css) is over half as large as their percpu memory with the guest's two CPUs")
-#: Measured on the base and the patched kernel alike, 2 guest CPUs (the tiny profile has
-#: ACPI, so --cpus is what the guest gets): memory.current 8,912,896 on both, percpu
-#: 5,750,400 on the base and 5,746,560 patched (docs/measurements.md).
-PERCPU_BASIC = KnownFailure(
-    "test_percpu_basic", PERCPU_BASIC_WHY, cpus=2,
-    measured=(("memory.current", 8_912_896), ("percpu", 5_750_400)))
-
-# The inventory.  One list per program, the only place a case name is written: both
-# variants of a suite use it, and tests/unit/test_inventory.py checks each list against
-# the program's C source (cases[] tables, patch 8's T() line), so they cannot drift.
-# A new scenario in selftests/recharge/scenarios/main.c goes into SCENARIOS_CASES, nowhere else.
-
-#: selftests/recharge/test_recharge.c: setups x scenario_names (what ``-l`` prints).
-RECHARGE_CASES: tuple[str, ...] = tuple(
-    f"{setup}_{scenario}" for setup in ("shmem", "file")
-    for scenario in ("mapped_before", "mapped_after", "written_after", "read_after"))
-#: selftests/recharge/scenarios/main.c: its cases[] table (what ``-l`` prints).
-SCENARIOS_CASES: tuple[str, ...] = (
-    "zombie_shmem", "zombie_file", "anon_migrate", "limit_max", "limit_high", "thp_shmem",
-    "thp_anon", "mglru_on", "mglru_off", "mlock", "kernel_writeback", "kernel_exit",
-    "root_mapper", "root_accessor", "root_pass_leak", "truncated_pinned", "ancestor_read",
-    "ancestor_map", "write_dirty_file", "write_dirty_shmem", "lru_hold", "stuck_zombies",
-    "refuse_backoff", "mlock_count", "bdev_metadata", "many_sources", "one_access", "toggle",
-    "stress")
-#: Linux 6.12's tools/testing/selftests/cgroup T() tables (no plan printed: see Suite.cases).
-MEMCONTROL_CASES: tuple[str, ...] = (
-    "test_memcg_subtree_control", "test_memcg_current_peak", "test_memcg_min",
-    "test_memcg_low", "test_memcg_high", "test_memcg_high_sync", "test_memcg_max",
-    "test_memcg_reclaim", "test_memcg_oom_events", "test_memcg_swap_max_peak",
-    "test_memcg_sock", "test_memcg_oom_group_leaf_events",
-    "test_memcg_oom_group_parent_events", "test_memcg_oom_group_score_events")
-#: Added to test_memcontrol by patch 8.
-MEMCONTROL_FEATURE_CASES: tuple[str, ...] = ("test_memcg_recharge",)
-KMEM_CASES: tuple[str, ...] = (
-    "test_kmem_basic", "test_kmem_memcg_deletion", "test_kmem_proc_kpagecgroup",
-    "test_kmem_kernel_stacks", "test_kmem_dead_cgroups", "test_percpu_basic")
-CORE_CASES: tuple[str, ...] = (
-    "test_cgcore_internal_process_constraint", "test_cgcore_top_down_constraint_enable",
-    "test_cgcore_top_down_constraint_disable",
-    "test_cgcore_no_internal_process_constraint_on_threads",
-    "test_cgcore_parent_becomes_threaded", "test_cgcore_invalid_domain",
-    "test_cgcore_populated", "test_cgcore_proc_migration", "test_cgcore_thread_migration",
-    "test_cgcore_destroy", "test_cgcore_lesser_euid_open", "test_cgcore_lesser_ns_open")
-#: selftests/recharge/soak.c: its case_names[] (what ``-l`` prints).
-SOAK_CASES: tuple[str, ...] = (
-    "soak_churn", "oom_confined", "kernel_log", "recharge_counters", "memcgs_freed",
-    "memavailable")
-#: Must pass on a kernel with the feature: the soak ran (stress-ng is installed by
-#: scripts/install.sh, so its absence is a broken setup there, not a skip) and the
-#: series' counters stayed consistent under the churn.  The other four check the
-#: kernel's health after it, on any kernel.
-SOAK_FEATURE_CASES: tuple[str, ...] = ("soak_churn", "recharge_counters")
-#: selftests/mm-run.sh's default subset (what ``-l`` prints, first column); why the
-#: other mm selftests are left out is written there.
-MM_CASES: tuple[str, ...] = (
-    "cow", "gup_test_u", "gup_test_a", "gup_test_ct", "gup_longterm", "migration",
-    "mlock2-tests", "mlock-random-test", "madv_populate", "map_populate", "mkdirty",
-    "split_huge_page_test", "transhuge-stress", "khugepaged", "khugepaged_shmem",
-    "khugepaged_mthp", "ksm_functional_tests", "mremap_test", "mrelease_test",
-    "uffd-unit-tests", "soft-dirty", "pagemap_ioctl", "memfd_secret", "hugepage-mmap",
-    "hugepage-mremap", "hugetlb-madvise", "map_hugetlb")
-
-#: The default suite table.  The project's programs come from selftests/Makefile.
-SUITES: tuple[Suite, ...] = (
-    Suite("recharge[sysctl=1]", "own", "test_recharge", sysctl=1, needs_sysctl=True,
-          timeout_s=900, description="recharging scenarios, feature on",
-          cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),
-    Suite("recharge[sysctl=0]", "own", "test_recharge", args=("--control",), sysctl=0,
-          needs_sysctl=False, timeout_s=900,
-          description="the same scenarios as control, feature off: memory must stay with the dead memcg",
-          cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),
-    Suite("scenarios[sysctl=1]", "own", "scenarios", sysctl=1, needs_sysctl=True,
-          timeout_s=1800, description="extra scenarios (zombies, anon, limits, THP, ...), on",
-          cases=SCENARIOS_CASES, feature_cases=SCENARIOS_CASES),
-    Suite("scenarios[sysctl=0]", "own", "scenarios", sysctl=0, needs_sysctl=False,
-          timeout_s=1800, description="the same scenarios as negative control, off",
-          cases=SCENARIOS_CASES, feature_cases=SCENARIOS_CASES),
-    # The kernel's own cgroup selftests run with recharging on where the kernel has
-    # it (a defined state, not whatever the previous suite left), plainly elsewhere.
-    Suite("test_memcontrol", "cgroup", "test_memcontrol", sysctl=1, timeout_s=900,
-          description="kernel cgroup selftest: memory controller",
-          cases=MEMCONTROL_CASES, feature_cases=MEMCONTROL_FEATURE_CASES),
-    # test_kmem_basic needs negative dentries under "/" to stay cached; the 9p root
-    # keeps none (see selftests/ext4-root.sh).
-    Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600, wrapper="ext4-root.sh",
-          description="kernel cgroup selftest: kernel memory accounting",
-          known_failures=(PERCPU_BASIC,), cases=KMEM_CASES),
-    Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300,
-          description="kernel cgroup selftest: cgroup core", cases=CORE_CASES),
-    # Not in the default selection (harness/stages/widenet.py): --suite soak, --suite mm.
-    # soak: 120 s of stress-ng in churning memcgs (--soak-seconds), then its checks.
-    Suite("soak", "own", "soak", sysctl=1, timeout_s=900, default=False, case_arg=None,
-          description="memory soak: memcg churn under stress-ng, then the system in order",
-          cases=SOAK_CASES, feature_cases=SOAK_FEATURE_CASES),
-    # mm: the tree's mm selftests (a subset, each with its own timeout in mm-run.sh).
-    Suite("mm", "mm-tree", "mm-run.sh", sysctl=1, timeout_s=7200, default=False,
-          case_arg="", runs_dir=True,
-          description="kernel mm selftests (subset: selftests/mm-run.sh -l)", cases=MM_CASES),
-)
+#: The scenarios' stress case's default duration (selftests/recharge/scenarios).
+STRESS_DEFAULT_S = 60
 
 
 def select_suites(names: list[str] | None, table: tuple[Suite, ...] = SUITES,
@@ -228,7 +77,7 @@ def narrow_to_cases(suites: list[Suite], cases: tuple[str, ...]) -> list[Suite]:
     unknown = [c for c in cases if c not in known]
     if unknown:
         raise UserError(f"--case {unknown[0]!r}: no selected suite of the project's programs "
-                        "has it (harness/suites.py lists the cases)")
+                        "has it (harness/stages/suitetable.py lists the cases)")
     out: list[Suite] = []
     for s in suites:
         mine = tuple(c for c in s.cases if c in cases)
@@ -236,10 +85,11 @@ def narrow_to_cases(suites: list[Suite], cases: tuple[str, ...]) -> list[Suite]:
             continue
         args = s.args + tuple(x for c in mine for x in ((s.case_arg, c) if s.case_arg else (c,)))
         out.append(replace(s, args=args, cases=mine,
-                           feature_cases=tuple(c for c in s.feature_cases if c in mine)))
+                           feature_cases=tuple(c for c in s.feature_cases if c in mine),
+                           expected_s=s.expected_s * len(mine) / len(s.cases)))
     if not out:
         raise UserError(f"--case {cases[0]!r}: the selected suites that have it cannot run "
-                        "single cases (harness/suites.py: case_arg)")
+                        "single cases (harness/stages/suitetable.py: case_arg)")
     return out
 
 
@@ -289,12 +139,14 @@ def apply_known_failures(result: Any, known: tuple[KnownFailure, ...],
 
 def with_stress_seconds(chosen: list[Suite], seconds: int | None) -> list[Suite]:
     """``--stress-seconds``: the duration of the scenarios' stress case (default: the
-    program's, 60 s); each scenarios suite's timeout grows by the same amount."""
+    program's, 60 s); each scenarios suite's timeout grows by the same amount, its
+    expected duration by the difference."""
     if seconds is None:
         return chosen
     return [replace(s, args=(*s.args, "--stress-seconds", str(seconds)),
-                    timeout_s=s.timeout_s + seconds) if s.program == "scenarios" else s
-            for s in chosen]
+                    timeout_s=s.timeout_s + seconds,
+                    expected_s=max(1.0, s.expected_s + seconds - STRESS_DEFAULT_S))
+            if s.program == "scenarios" else s for s in chosen]
 
 
 class Runner(Protocol):
@@ -362,26 +214,40 @@ def _case_counts(run: SuiteRun) -> str:
     return ", ".join([*parts, mmss(run.duration_s)])
 
 
-def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: Path, *,
-               timeout_scale: float, wrapper_dir: Path | None,
-               feature: bool | None, progress_stream: TextIO | None = None) -> SuiteRun:
+def _program(suite: Suite, program_dir: Path | None,
+             wrapper_dir: Path | None) -> tuple[list[str], SuiteRun | None]:
+    """The suite's argv (wrapper, program, arguments), or why it cannot run."""
     if program_dir is None:
-        return not_run(suite, f"{suite.origin} selftests not available (not built)")
+        return [], not_run(suite, f"{suite.origin} selftests not available (not built)")
     program, args = program_dir / suite.program, suite.args
     if suite.runs_dir:  # the project's script runs the origin's directory: mm-run.sh DIR
         if wrapper_dir is None:
-            return not_run(suite, "own selftests not available (not built)")
+            return [], not_run(suite, "own selftests not available (not built)")
         program, args = wrapper_dir / suite.program, (str(program_dir), *args)
     if not program.is_file():
-        return not_run(suite, f"{program} not built")
+        return [], not_run(suite, f"{program} not built")
     prefix: list[str] = []
     if suite.wrapper:
         wrapper = (wrapper_dir / suite.wrapper) if wrapper_dir is not None else None
         if wrapper is None or not wrapper.is_file():
-            return not_run(suite, f"wrapper {suite.wrapper} not built (project selftests)")
+            return [], not_run(suite, f"wrapper {suite.wrapper} not built (project selftests)")
         prefix = [str(wrapper)]
-    sysctl_value: int | None = None
-    # One round trip for the facts: the sysctl's value (or "absent") and the cwd.
+    return [*prefix, *(["stdbuf", "-oL", "-eL"] if suite.line_buffered else []),
+            str(program), *args], None
+
+
+@dataclass(frozen=True)
+class _GuestState:
+    """What the suite's probe found (or why it cannot run): the sysctl's value, CPUs."""
+
+    sysctl: int | None = None
+    ncpu: int | None = None
+    refused: SuiteRun | None = None
+
+
+def _prepare_guest(guest: Runner, suite: Suite, feature: bool | None) -> _GuestState:
+    """Probe the guest (one round trip: the sysctl's value or "absent", the cwd, the online
+    CPUs) and set the sysctl the suite needs."""
     probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent; "
                       f"test -d {shlex.quote(suite.cwd)} && echo cwd=ok || echo cwd=missing; "
                       "echo ncpu=$(getconf _NPROCESSORS_ONLN)", 30)
@@ -393,35 +259,44 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
                 None)
     present = probe.exit_code == 0 and current.isdigit()
     if "cwd=ok" not in facts:
-        return not_run(suite, f"guest directory {suite.cwd} missing (did guest-setup.sh run?)"
-                       if probe.exit_code == 0 else f"guest not answering: {probe.error}",
-                       Status.ERROR)
-    if suite.sysctl is not None:
-        if not present:
-            from harness.stages.inventory import FEATURE_OPTION, without_feature
+        return _GuestState(refused=not_run(
+            suite, f"guest directory {suite.cwd} missing (did guest-setup.sh run?)"
+            if probe.exit_code == 0 else f"guest not answering: {probe.error}", Status.ERROR))
+    if suite.sysctl is None:
+        return _GuestState(int(current) if present else None, ncpu)
+    if not present:
+        from harness.stages.inventory import FEATURE_OPTION, without_feature
 
-            if feature:  # the series is in, its sysctl is not: the kernel is broken
-                return not_run(suite, f"sysctl {SYSCTL} absent although the kernel's .config "
-                               f"has {FEATURE_OPTION}: the series' sysctl did not register",
-                               Status.FAIL)
-            if suite.needs_sysctl:
-                return not_run(suite, f"sysctl {SYSCTL} absent ({without_feature(feature)})",
-                               Status.SKIP)
-        else:
-            res = guest.run(f"echo {suite.sysctl} > {SYSCTL_PATH} && cat {SYSCTL_PATH}", 30)
-            if res.exit_code != 0 or res.stdout.strip() != str(suite.sysctl):
-                return not_run(suite, f"could not set {SYSCTL}={suite.sysctl}: "
-                               f"{(res.stderr or res.error or '').strip()[:120]}", Status.ERROR)
-            sysctl_value = suite.sysctl
-    elif present:
-        sysctl_value = int(current)
+        if feature:  # the series is in, its sysctl is not: the kernel is broken
+            return _GuestState(refused=not_run(
+                suite, f"sysctl {SYSCTL} absent although the kernel's .config has "
+                f"{FEATURE_OPTION}: the series' sysctl did not register", Status.FAIL))
+        if suite.needs_sysctl:
+            return _GuestState(refused=not_run(
+                suite, f"sysctl {SYSCTL} absent ({without_feature(feature)})", Status.SKIP))
+        return _GuestState(None, ncpu)
+    res = guest.run(f"echo {suite.sysctl} > {SYSCTL_PATH} && cat {SYSCTL_PATH}", 30)
+    if res.exit_code != 0 or res.stdout.strip() != str(suite.sysctl):
+        return _GuestState(refused=not_run(
+            suite, f"could not set {SYSCTL}={suite.sysctl}: "
+            f"{(res.stderr or res.error or '').strip()[:120]}", Status.ERROR))
+    return _GuestState(suite.sysctl, ncpu)
+
+
+def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: Path, *,
+               timeout_scale: float, wrapper_dir: Path | None,
+               feature: bool | None, progress_stream: TextIO | None = None) -> SuiteRun:
+    argv, refused = _program(suite, program_dir, wrapper_dir)
+    if refused is not None:
+        return refused
+    state = _prepare_guest(guest, suite, feature)
+    if state.refused is not None:
+        return state.refused
     timeout = int(suite.timeout_s * timeout_scale)
-    argv = shlex.join([*prefix, *(["stdbuf", "-oL", "-eL"] if suite.line_buffered else []),
-                       str(program), *args])
     # Kernel-log markers around the program (same command: no extra round trips).
     begin = shlex.quote(f"{MARKER} begin {suite.name}")
     end = shlex.quote(f"{MARKER} end {suite.name}")
-    command = (f"echo {begin} > /dev/kmsg; {argv}; rc=$?; "
+    command = (f"echo {begin} > /dev/kmsg; {shlex.join(argv)}; rc=$?; "
                f"echo {end} > /dev/kmsg; exit $rc")
     log.info("suites: %s (timeout %ds, cwd %s)", suite.name, timeout, suite.cwd)
     from harness.report.progress import CaseProgress
@@ -429,7 +304,12 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
     progress = CaseProgress(suite.name, len(suite.cases) or None, progress_stream)
     start = time.monotonic()
     res = guest.run(command, timeout, cwd=suite.cwd, on_line=progress.line)
-    duration = time.monotonic() - start
+    return _judge_output(suite, res, time.monotonic() - start, ktap_dir, timeout, state)
+
+
+def _judge_output(suite: Suite, res: Any, duration: float, ktap_dir: Path, timeout: int,
+                  state: _GuestState) -> SuiteRun:
+    """The program's output kept (``ktap/``), parsed, its known failures applied, judged."""
     text = res.stdout
     ktap_dir.mkdir(parents=True, exist_ok=True)
     (ktap_dir / f"{suite.name}.tap").write_text(text, encoding="utf-8")
@@ -437,7 +317,7 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
         (ktap_dir / f"{suite.name}.stderr").write_text(res.stderr, encoding="utf-8")
     result = _parse(text, suite.name)
     exit_code = res.exit_code
-    result, known = apply_known_failures(result, suite.known_failures, ncpu)
+    result, known = apply_known_failures(result, suite.known_failures, state.ncpu)
     if known:
         log.info("suites: %s: known failure(s): %s", suite.name, ", ".join(known))
         failing = [n for n, c in result.walk() if c.status.failed]
@@ -450,7 +330,7 @@ def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: 
     else:
         status, error = _judge(result, exit_code)
     return SuiteRun(name=suite.name, status=status, duration_s=duration, raw_output=text,
-                    exit_code=res.exit_code, error=error, sysctl=sysctl_value, result=result)
+                    exit_code=res.exit_code, error=error, sysctl=state.sysctl, result=result)
 
 
 def run_suites(

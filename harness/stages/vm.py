@@ -43,6 +43,7 @@ import shutil
 import socket
 import stat
 import subprocess
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -172,15 +173,30 @@ def vng_env(home: Path) -> dict[str, str]:
     return {"HOME": str(home), "PATH": path}
 
 
+#: Ports of this process's guests, from the pick until the guest stops: two guests
+#: started at once (``--parallel``) never pick the same one before QEMU binds it.
+_PORTS_TAKEN: set[int] = set()
+_PORTS_LOCK = threading.Lock()
+
+
 def free_port(avoid: set[int] | None = None) -> int:
-    """A currently free TCP port on 127.0.0.1 (the kernel picks it)."""
+    """A currently free TCP port on 127.0.0.1 (the kernel picks it), none of ``avoid``
+    and none another guest of this process holds."""
     for _ in range(20):
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
             s.bind(("127.0.0.1", 0))
             port = int(s.getsockname()[1])
-        if not avoid or port not in avoid:
-            return port
+        with _PORTS_LOCK:
+            if port not in _PORTS_TAKEN and (not avoid or port not in avoid):
+                _PORTS_TAKEN.add(port)
+                return port
     raise InfraError("could not find a free TCP port on 127.0.0.1")  # pragma: no cover
+
+
+def release_port(port: int) -> None:
+    """A port :func:`free_port` returned is no longer held."""
+    with _PORTS_LOCK:
+        _PORTS_TAKEN.discard(port)
 
 
 def port_is_free(port: int) -> bool:
@@ -269,6 +285,7 @@ class Vm:
         private_home(self.home)
         tried: set[int] = set()
         for _attempt in range(1, port_retries + 1):
+            release_port(self.port)
             self.port = free_port(tried)
             tried.add(self.port)
             argv = vng_argv(self.spec, self.port)
@@ -331,6 +348,7 @@ class Vm:
     def stop(self) -> None:
         if self.process is not None:
             self.process.stop()
+        release_port(self.port)
         # The private key is of no use once the guest is gone.
         shutil.rmtree(self.home, ignore_errors=True)
 

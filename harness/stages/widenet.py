@@ -1,6 +1,6 @@
 """A wider net: the memory soak and the kernel's own mm selftests (suites ``soak``, ``mm``).
 
-Both are in the suite table (harness/stages/suites.py) but not in the default selection:
+Both are in the suite table (harness/stages/suitetable.py) but not in the default selection:
 ``--suite soak`` / ``--suite mm``.  What they need outside the table lives here:
 
 * ``--soak-seconds N``: the soak's ``--seconds`` (default 120); the suite's timeout
@@ -61,12 +61,13 @@ def soak_seconds(text: str) -> int:
 
 
 def with_soak_seconds(chosen: "list[Suite]", seconds: int | None) -> "list[Suite]":
-    """``--soak-seconds``: the soak's ``--seconds``; its timeout grows (or shrinks) by the
-    difference to the program's default."""
+    """``--soak-seconds``: the soak's ``--seconds``; its timeout and its expected duration
+    grow (or shrink) by the difference to the program's default."""
     if seconds is None:
         return chosen
     return [replace(s, args=(*s.args, "--seconds", str(seconds)),
-                    timeout_s=s.timeout_s + seconds - SOAK_DEFAULT_S)
+                    timeout_s=s.timeout_s + seconds - SOAK_DEFAULT_S,
+                    expected_s=max(1.0, s.expected_s + seconds - SOAK_DEFAULT_S))
             if s.program == "soak" else s for s in chosen]
 
 

@@ -127,6 +127,8 @@ class FakeGuest:
     calls: list[tuple[str, float, str | None]] = field(default_factory=list)
     #: the ``ready`` callable the harness passed to ``connect`` (the guest's GUEST_READY)
     ready: Callable[[], bool] | None = None
+    #: what ``dmesg`` prints
+    dmesg: str = "[    0.0] Linux version 6.12\n"
 
     @classmethod
     def factory(cls, **kw: object) -> Callable[..., FakeGuest]:
@@ -175,7 +177,7 @@ class FakeGuest:
         if command.startswith("bash ") and command.endswith("guest-setup.sh"):
             return CmdResult(command, 0, "scratch=/mnt/rhscratch\nswap=/dev/vdb\n", "", 0.1)
         if command == "dmesg":
-            return CmdResult(command, 0, "[    0.0] Linux version 6.12\n", "", 0.0)
+            return CmdResult(command, 0, self.dmesg, "", 0.0)
         for key, answer in self.programs.items():
             if key in command:
                 return answer(self, command) if callable(answer) else answer

@@ -1,4 +1,4 @@
-"""The inventory of expected cases (harness/stages/suites.py) and what a run makes of it.
+"""The inventory of expected cases (harness/stages/suitetable.py) and what a run makes of it.
 
 Exit 0 must mean recharging was shown to work: on a kernel whose .config has
 CONFIG_MEMCG_RECHARGE_OFFLINE_ENABLED (=y or "is not set": the option exists), every

@@ -170,7 +170,8 @@ def summarize_child(child: ChildRun) -> ChildSummary:
         suites_total_s=round(sum(float(s["duration_s"] or 0) for s in suites.values()), 2),
         failed_stage={"stage": fs[0], "detail": fs[1]} if fs else None)
     if vm.get("boot_to_ssh_s") is not None:
-        console = child.file("vm/console.log")
+        # ``--parallel``: the record's boot timings are the first guest's (harness.modes.parallel)
+        console = child.file("vm/console.log") or child.file("guest-1/vm/console.log")
         text = console.read_text(encoding="utf-8", errors="replace") if console else ""
         zero = guest_zero_from_markers(events, text)
         out.boot = {
