@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from typing import TYPE_CHECKING
 
 from harness.errors import EXIT_NO_VERDICT
@@ -55,6 +56,7 @@ from harness.modes.child import ChildRunner
 from harness.modes.compare.model import Comparison
 from harness.modes.compare.report import to_json, write_reports
 from harness.modes.compare.runner import run_compare
+from harness.report.mode import mode_run
 
 if TYPE_CHECKING:
     from harness.model import Options
@@ -73,22 +75,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def main(opts: "Options", args: argparse.Namespace,
          runner: ChildRunner | None = None) -> tuple[int, str]:
     """``compare``: returns (exit code, verdict line)."""
-    import sys
-
-    from harness.report.metadata import Metadata
-    from harness.report.mode import make_run_dir
-
-    run_dir = make_run_dir(opts.out)
-    meta = Metadata(run_dir / "metadata.json", list(opts.argv))
-    meta.update("build", {"command": "compare", "run_dir": str(run_dir)})
-    log.info("compare: run directory %s", run_dir)
-    cmp = Comparison("infrastructure", EXIT_NO_VERDICT, "interrupted")
-    try:
-        cmp = run_compare(opts, args, run_dir, runner)
-    finally:
-        text = write_reports(cmp, run_dir)
-        meta.update("compare", to_json(cmp))
-        meta.finish(cmp.exit_code, cmp.verdict)
+    with mode_run(opts, "compare") as mr:
+        run_dir = mr.run_dir
+        log.info("compare: run directory %s", run_dir)
+        cmp = Comparison("infrastructure", EXIT_NO_VERDICT, "interrupted")
+        try:
+            cmp = run_compare(opts, args, run_dir, runner)
+        finally:
+            text = write_reports(cmp, run_dir)
+            mr.finish(cmp.exit_code, cmp.verdict, group=("compare", to_json(cmp)))
     sys.stdout.write(text)
     sys.stdout.flush()
     return cmp.exit_code, f"compare: {cmp.verdict} (exit {cmp.exit_code}): {cmp.detail} - {run_dir}"
