@@ -81,6 +81,33 @@ def test_diff_cases_classifies_every_case() -> None:
                    "gone": Change.GONE}
 
 
+def test_case_names_differing_only_in_a_count_are_the_same_case() -> None:
+    """Some mm selftests (pagemap_ioctl) print a count that varies between runs in a
+    subtest name: base and patched rows still pair up, exact names first."""
+    b = {k: CaseOutcome(*k, v) for k, v in {
+        ("mm", "pagemap_ioctl.Page testing: 196 pages"): "pass",
+        ("mm", "pagemap_ioctl.run 1 of 2"): "pass",
+        ("mm", "pagemap_ioctl.run 2 of 2"): "pass",
+        ("mm", "test_v1"): "pass",
+        ("mm", "x 7"): "pass"}.items()}
+    p = {k: CaseOutcome(*k, v) for k, v in {
+        ("mm", "pagemap_ioctl.Page testing: 202 pages"): "fail",
+        ("mm", "pagemap_ioctl.run 2 of 2"): "pass",
+        ("mm", "pagemap_ioctl.run 3 of 2"): "pass",
+        ("mm", "test_v2"): "pass",  # a digit glued to a word is part of the name
+        ("other", "x 8"): "pass"}.items()}  # only within one suite
+    got = {(d.name, d.base, d.patched): d.change for d in diff_cases(b, p)}
+    assert got == {
+        ("pagemap_ioctl.Page testing: 202 pages", "pass", "fail"): Change.NEW_FAILURE,
+        ("pagemap_ioctl.run 2 of 2", "pass", "pass"): Change.SAME,
+        ("pagemap_ioctl.run 3 of 2", "pass", "pass"): Change.SAME,  # paired with "run 1 of 2"
+        ("test_v2", None, "pass"): Change.NEW_CASE,
+        ("x 8", None, "pass"): Change.NEW_CASE,
+        ("test_v1", "pass", None): Change.GONE,
+        ("x 7", "pass", None): Change.GONE,
+    }
+
+
 def test_regression_only_differences_count(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", exit_code=1, cases=BASE_CASES, build_log=BASE_LOG,
                     findings=[{"suite": "test_core", "case": "test_cgcore_destroy",

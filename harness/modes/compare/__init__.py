@@ -12,7 +12,9 @@ If the base cannot be set up (source, config, build, boot: any stage before the
 suites), the verdict is **infrastructure** (exit 2) and the patched kernel is not
 run: nothing can be blamed on the series (the syz-cluster rule).
 
-Then only differences are reported:
+Then only differences are reported (a testcase is matched by suite and name; a name
+without an exact match also by the name with its numbers masked, since some mm
+selftests print counts that vary per run in subtest names):
 
 * **new failure**: a testcase that fails/errors on patched but passed, was
   skipped or did not exist on base (a known failure counts by its raw status:

@@ -4,6 +4,7 @@ compiler warnings (each classified by :class:`~harness.modes.compare.model.Chang
 from __future__ import annotations
 
 import logging
+import re
 from pathlib import Path
 
 from harness.modes.child import CaseOutcome
@@ -17,17 +18,51 @@ log = logging.getLogger(__name__)
 #: Outcomes of a case that ran (anything but skipped or absent).
 RAN = ("pass", "fail", "error", "xfail")
 
+#: A number in a case name that is not part of a word ("196 pages", "run 3", "=64"; not
+#: the 2 of "test_v2"): some mm selftests (pagemap_ioctl) print counts that vary per run.
+_COUNT = re.compile(r"(?<![A-Za-z_0-9])\d+")
 
-def diff_cases(base: dict[tuple[str, str], CaseOutcome],
-               patched: dict[tuple[str, str], CaseOutcome]) -> list[CaseDiff]:
+CaseKey = tuple[str, str]
+
+
+def _loose(key: CaseKey) -> CaseKey:
+    return key[0], _COUNT.sub("N", key[1])
+
+
+def renamed_cases(base: dict[CaseKey, CaseOutcome],
+                  patched: dict[CaseKey, CaseOutcome]) -> dict[CaseKey, CaseKey]:
+    """Patched key -> base key for cases whose names differ only in their numbers.
+
+    Only names without an exact match on the other side take part, within one suite,
+    paired in the order they appear: a count in a subtest name that changed between the
+    runs must not show as one case gone and another new."""
+    unmatched: dict[CaseKey, list[CaseKey]] = {}
+    for k in base:
+        if k not in patched and _loose(k) != k:
+            unmatched.setdefault(_loose(k), []).append(k)
+    out: dict[CaseKey, CaseKey] = {}
+    for k in patched:
+        candidates = unmatched.get(_loose(k)) if k not in base else None
+        if candidates:
+            out[k] = candidates.pop(0)
+    return out
+
+
+def diff_cases(base: dict[CaseKey, CaseOutcome],
+               patched: dict[CaseKey, CaseOutcome]) -> list[CaseDiff]:
     """Every case of either run, classified (patched order first, then base-only ones).
+
+    A case is matched by its exact (suite, name), else by :func:`renamed_cases` (the
+    row then has the patched run's name).
 
     GONE: the base ran it and the patched run did not (absent or skipped), a loss of
     coverage that counts as a regression: a series that stops a test from running
     must not pass."""
     out: list[CaseDiff] = []
-    for key in list(patched) + [k for k in base if k not in patched]:
-        b, p = base.get(key), patched.get(key)
+    renamed = renamed_cases(base, patched)
+    paired = set(renamed.values())
+    for key in list(patched) + [k for k in base if k not in patched and k not in paired]:
+        b, p = base.get(renamed.get(key, key)), patched.get(key)
         if b is not None and b.outcome in RAN and (p is None or p.outcome == "skip"):
             change = Change.GONE
             msg = f"base: {b.outcome}; patched: " + \
