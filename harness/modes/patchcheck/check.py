@@ -90,13 +90,20 @@ def check_series(patches: Sequence["Patch"], steps: Steps, rules: Sequence[Allow
                  fail_on: str = "CHECK", base_label: str = "the base") -> Result:
     """The per-patch table (pure logic over :class:`Steps`)."""
     counted = LEVELS[: LEVELS.index(fail_on) + 1]
-    n = len(patches)
     touched = [buildlog.touched_files(p.path.read_text(encoding="utf-8", errors="replace"))
                for p in patches]
     base = Row(0, "(base)", base_label, apply=Status.PASS)
     rows = [base] + [Row(p.index, p.name, _PATCH_TAG.sub("", p.subject), touched[i])
                      for i, p in enumerate(patches)]
-    applicable = n
+    applicable = _apply(patches, steps, rows)
+    tree_ok = _build_prefixes(steps, rows, touched, applicable)
+    used = _checkpatch(patches, steps, rows, rules, counted) if tree_ok else set()
+    return Result(rows, [r.where for r in rules if r.where not in used])
+
+
+def _apply(patches: Sequence["Patch"], steps: Steps, rows: list[Row]) -> int:
+    """Apply the series once; how many patches applied (the rows after are not run)."""
+    applicable = len(patches)
     try:
         steps.apply_all(patches)
     except HarnessError as e:
@@ -106,8 +113,16 @@ def check_series(patches: Sequence["Patch"], steps: Steps, rules: Sequence[Allow
         rows[applicable + 1].detail.append(f"apply: {e.describe()}")
     for r in rows[applicable + 2:]:
         r.detail.append("apply: not run (an earlier patch does not apply)")
+    return applicable
+
+
+def _build_prefixes(steps: Steps, rows: list[Row], touched: list[tuple[str, ...]],
+                    applicable: int) -> bool:
+    """Check out, configure and build every prefix that applied, noting each patch's new
+    warnings; False when a checkout failed (the tree is then in no known state)."""
+    n = len(touched)
+    base = rows[0]
     seen: list[CompilerWarning] = []
-    tree_ok = True
     for k, row in enumerate(rows):
         if k > applicable:
             break
@@ -120,8 +135,7 @@ def check_series(patches: Sequence["Patch"], steps: Steps, rules: Sequence[Allow
         except HarnessError as e:
             row.apply = Status.ERROR
             row.detail.append(f"checkout: {e.describe()}")
-            tree_ok = False
-            break
+            return False
         if base.build is Status.ERROR:
             row.detail.append("build: not run (the base does not build)")
             continue
@@ -137,10 +151,14 @@ def check_series(patches: Sequence["Patch"], steps: Steps, rules: Sequence[Allow
         if k:
             row.new_warnings = buildlog.new_warnings(seen, warnings, touched[k - 1])
         seen += warnings
+    return True
+
+
+def _checkpatch(patches: Sequence["Patch"], steps: Steps, rows: list[Row],
+                rules: Sequence[AllowRule], counted: Sequence[str]) -> set[str]:
+    """checkpatch on every patch, findings filtered by the allow-list; the rules used."""
     used: set[str] = set()
     for k, row in enumerate(rows[1:], 1):
-        if not tree_ok:
-            break
         try:
             out = steps.checkpatch(k, patches[k - 1].path)
         except HarnessError as e:
@@ -158,4 +176,4 @@ def check_series(patches: Sequence["Patch"], steps: Steps, rules: Sequence[Allow
         row.checkpatch = Status.FAIL if bad else Status.PASS
         if sum(totals.values()) != len(found):
             row.detail.append(f"checkpatch: totals {totals} but {len(found)} findings parsed")
-    return Result(rows, [r.where for r in rules if r.where not in used])
+    return used
