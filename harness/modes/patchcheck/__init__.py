@@ -51,6 +51,8 @@ from harness.modes.patchcheck.check import Result, Steps, check_series
 from harness.modes.patchcheck.kernel import KernelSteps
 from harness.modes.patchcheck.report import fmt_duration, render, to_json, write_junit
 from harness.parse.checkpatch import LEVELS, load_allow
+from harness.paths import atomic_write
+from harness.report.mode import mode_run
 
 if TYPE_CHECKING:
     from harness.model import Options
@@ -93,10 +95,6 @@ def _timed(what: str) -> Iterator[None]:
 
 def main(opts: "Options", args: argparse.Namespace,
          steps: Steps | None = None) -> tuple[int, str]:
-    from harness.modes import child as rundir
-    from harness.paths import atomic_write
-    from harness.report.metadata import Metadata
-    from harness.report.mode import make_run_dir
     from harness.stages import apply as series
 
     series_file = opts.series or (opts.project / "patches" / "series")
@@ -105,48 +103,52 @@ def main(opts: "Options", args: argparse.Namespace,
         raise UserError(f"{series_file}: no patches: nothing to check")
     allow = default_allow_list(series_file, opts.project, args.checkpatch_allow)
     rules = load_allow(allow)
-    run_dir = make_run_dir(opts.out)
-    meta = Metadata(run_dir / "metadata.json", list(opts.argv))
-    meta.update("build", {"command": "patchcheck", "run_dir": str(run_dir),
-                          "series": str(series_file), "allow_list": str(allow or "")})
-    log.info("patchcheck: %d patches from %s; run directory %s", len(ser.patches),
-             series_file, run_dir)
-    result = Result([])
-    header = f"patchcheck: {len(ser.patches)} patches ({series_file})"
-    try:
-        if steps is None:
-            with KernelSteps(opts, run_dir) as ks, _timed("apply + build of every prefix"):
-                base = f"{ks.src.base_ref} ({ks.src.base_commit[:12]})"
-                header += f" on {base}"
-                result = check_series(ser.patches, ks, rules, fail_on=args.fail_on.upper(),
-                                      base_label=f"base {base}")
-        else:
-            result = check_series(ser.patches, steps, rules, fail_on=args.fail_on.upper())
-        final_ok = bool(result.rows) and result.rows[-1].build is Status.PASS
-        if args.boot and final_ok:
-            fwd = rundir.forward_args(args, drop=("out", "series"))
-            series_arg = ["--series", str(opts.series)] if opts.series else []
-            child = rundir.run_child("boot", ["run", *series_arg, *fwd], run_dir / "boot",
-                                     run_dir / "boot.log",
-                                     verbose=bool(getattr(args, "verbose", False)))
-            st = {0: Status.PASS, 1: Status.FAIL}.get(child.exit_code, Status.ERROR)
-            result.boot = (st, rundir.describe(child))
-        elif args.boot:
-            result.boot = (Status.NOTRUN, "not run: the final prefix did not build")
-    finally:
-        code = result.exit_code if result.rows else EXIT_NO_VERDICT
-        verdict = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL"}.get(code, "NO VERDICT")
-        text = render(result, f"{header} - {verdict} (exit {code})") if result.rows else \
-            f"{header} - interrupted\n"
-        atomic_write(run_dir / "summary.txt", text)
-        data = to_json(result)
-        atomic_write(run_dir / "patchcheck.json", json.dumps(data, indent=2) + "\n")
-        if result.rows:
-            write_junit(result, run_dir / "junit.xml")
-        meta.update("patchcheck", data)
-        meta.finish(code, verdict.lower())
+    with mode_run(opts, "patchcheck", series=str(series_file),
+                  allow_list=str(allow or "")) as mr:
+        run_dir = mr.run_dir
+        log.info("patchcheck: %d patches from %s; run directory %s", len(ser.patches),
+                 series_file, run_dir)
+        result = Result([])
+        header = f"patchcheck: {len(ser.patches)} patches ({series_file})"
+        try:
+            if steps is None:
+                with KernelSteps(opts, run_dir) as ks, _timed("apply + build of every prefix"):
+                    base = f"{ks.src.base_ref} ({ks.src.base_commit[:12]})"
+                    header += f" on {base}"
+                    result = check_series(ser.patches, ks, rules, fail_on=args.fail_on.upper(),
+                                          base_label=f"base {base}")
+            else:
+                result = check_series(ser.patches, steps, rules, fail_on=args.fail_on.upper())
+            if args.boot:
+                result.boot = _boot_final_prefix(opts, args, run_dir, result)
+        finally:
+            code = result.exit_code if result.rows else EXIT_NO_VERDICT
+            verdict = {EXIT_PASS: "PASS", EXIT_FAIL: "FAIL"}.get(code, "NO VERDICT")
+            text = render(result, f"{header} - {verdict} (exit {code})") if result.rows else \
+                f"{header} - interrupted\n"
+            mr.write_summary(text)
+            data = to_json(result)
+            atomic_write(run_dir / "patchcheck.json", json.dumps(data, indent=2) + "\n")
+            if result.rows:
+                write_junit(result, run_dir / "junit.xml")
+            mr.finish(code, verdict.lower(), group=("patchcheck", data))
     sys.stdout.write(text)
     sys.stdout.flush()
     bad = [r for r in result.rows if r.verdict is not Status.PASS]
     why = ", ".join(f"{r.index}: {r.verdict.name.lower()}" for r in bad) or "every patch clean"
     return code, f"patchcheck: {verdict} (exit {code}): {why} - {run_dir}"
+
+
+def _boot_final_prefix(opts: "Options", args: argparse.Namespace, run_dir: Path,
+                       result: Result) -> tuple[Status, str]:
+    """``--boot``: a child ``run`` of the whole series, if the final prefix built."""
+    from harness.modes import child as rundir
+
+    if not (result.rows and result.rows[-1].build is Status.PASS):
+        return Status.NOTRUN, "not run: the final prefix did not build"
+    fwd = rundir.forward_args(args, drop=("out", "series"))
+    series_arg = ["--series", str(opts.series)] if opts.series else []
+    child = rundir.run_child("boot", ["run", *series_arg, *fwd], run_dir / "boot",
+                             run_dir / "boot.log", verbose=bool(getattr(args, "verbose", False)))
+    st = {0: Status.PASS, 1: Status.FAIL}.get(child.exit_code, Status.ERROR)
+    return st, rundir.describe(child)
