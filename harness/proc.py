@@ -165,75 +165,18 @@ def run(
     full_env = dict(os.environ)
     if env:
         full_env.update(env)
-    logf: IO[str] | None = None
-    if log_path is not None:
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        logf = open(log_path, log_mode, encoding="utf-8")
-        logf.write(f"$ cd {cwd} && {' '.join(args)}\n")
-        logf.flush()
+    logf = _open_log(log_path, log_mode, cwd, args)
     start = time.monotonic()
-    try:
-        proc = subprocess.Popen(
-            args,
-            cwd=cwd,
-            env=full_env,
-            stdin=subprocess.PIPE if stdin_data is not None else subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
-            start_new_session=True,
-        )
-    except FileNotFoundError as e:
-        if logf:
-            logf.close()
-        raise InfraError(f"command not found: {args[0]}") from e
-    except OSError as e:
-        if logf:
-            logf.close()
-        raise InfraError(f"cannot run {args[0]}: {e.strerror}") from e
+    proc = _spawn(args, cwd, full_env, logf, stdin=stdin_data is not None,
+                  merge_stderr=merge_stderr)
     _register(proc.pid)
-    lock = threading.Lock()
     out: list[str] | None = [] if capture else None
     err: list[str] | None = [] if (capture and not merge_stderr) else None
     tail: collections.deque[str] = collections.deque(maxlen=TAIL_LINES)
-    assert proc.stdout is not None
-    threads = [
-        threading.Thread(
-            target=_reader, args=(proc.stdout, out, tail, logf, lock, on_line), daemon=True
-        )
-    ]
-    if not merge_stderr:
-        assert proc.stderr is not None
-        threads.append(
-            threading.Thread(
-                target=_reader, args=(proc.stderr, err, tail, logf, lock, None), daemon=True
-            )
-        )
-    for t in threads:
-        t.start()
-    deadline = start + timeout
+    threads = _start_readers(proc, out, err, tail, logf, on_line)
     try:
-        if stdin_data is not None:
-            assert proc.stdin is not None
-            try:
-                proc.stdin.write(stdin_data)
-                proc.stdin.close()
-            except BrokenPipeError:
-                pass
-        while True:
-            try:
-                proc.wait(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
-                break
-            except subprocess.TimeoutExpired:
-                if on_tick is not None:
-                    on_tick()
-                if time.monotonic() >= deadline:
-                    kill_session(proc.pid)
-                    proc.wait()
-                    raise CommandTimeout(  # noqa: B904 - the timeout is the cause, not an error
-                        f"{os.path.basename(args[0])} timed out after {timeout:.0f}s "
-                        f"(process group killed): {' '.join(args)[:200]}",
-                        log=log_path,
-                    )
+        _feed_stdin(proc, stdin_data)
+        _wait(proc, args, timeout, start + timeout, on_tick, log_path)
         # The child is gone, but children it left behind would keep the pipes open.
         kill_session(proc.pid, grace_s=1.0)
         for t in threads:
@@ -259,6 +202,99 @@ def run(
         stderr="".join(err) if err is not None else "",
         tail=tuple(tail),
     )
+
+
+def _open_log(log_path: Path | None, mode: str, cwd: Path, args: tuple[str, ...]) -> IO[str] | None:
+    """The log file of :func:`run`, opened and headed by the command line."""
+    if log_path is None:
+        return None
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    logf = open(log_path, mode, encoding="utf-8")
+    logf.write(f"$ cd {cwd} && {' '.join(args)}\n")
+    logf.flush()
+    return logf
+
+
+def _spawn(args: tuple[str, ...], cwd: Path, env: dict[str, str], logf: IO[str] | None, *,
+           stdin: bool, merge_stderr: bool) -> subprocess.Popen[bytes]:
+    """Start the child in a new session; InfraError (log closed) if it cannot start."""
+    try:
+        return subprocess.Popen(
+            args,
+            cwd=cwd,
+            env=env,
+            stdin=subprocess.PIPE if stdin else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            start_new_session=True,
+        )
+    except FileNotFoundError as e:
+        if logf:
+            logf.close()
+        raise InfraError(f"command not found: {args[0]}") from e
+    except OSError as e:
+        if logf:
+            logf.close()
+        raise InfraError(f"cannot run {args[0]}: {e.strerror}") from e
+
+
+def _start_readers(
+    proc: subprocess.Popen[bytes],
+    out: list[str] | None,
+    err: list[str] | None,
+    tail: collections.deque[str],
+    logf: IO[str] | None,
+    on_line: Callable[[str], None] | None,
+) -> list[threading.Thread]:
+    """One :func:`_reader` thread for stdout, and one for stderr unless it is merged."""
+    lock = threading.Lock()
+    assert proc.stdout is not None
+    threads = [
+        threading.Thread(
+            target=_reader, args=(proc.stdout, out, tail, logf, lock, on_line), daemon=True
+        )
+    ]
+    if proc.stderr is not None:
+        threads.append(
+            threading.Thread(
+                target=_reader, args=(proc.stderr, err, tail, logf, lock, None), daemon=True
+            )
+        )
+    for t in threads:
+        t.start()
+    return threads
+
+
+def _feed_stdin(proc: subprocess.Popen[bytes], data: bytes | None) -> None:
+    if data is None:
+        return
+    assert proc.stdin is not None
+    try:
+        proc.stdin.write(data)
+        proc.stdin.close()
+    except BrokenPipeError:
+        pass
+
+
+def _wait(proc: subprocess.Popen[bytes], args: tuple[str, ...], timeout: float,
+          deadline: float, on_tick: Callable[[], None] | None, log_path: Path | None) -> None:
+    """Wait for the child until ``deadline``, calling ``on_tick`` about every second;
+    on timeout kill its session and raise :class:`CommandTimeout`."""
+    while True:
+        try:
+            proc.wait(timeout=min(1.0, max(0.01, deadline - time.monotonic())))
+            return
+        except subprocess.TimeoutExpired:
+            if on_tick is not None:
+                on_tick()
+            if time.monotonic() >= deadline:
+                kill_session(proc.pid)
+                proc.wait()
+                raise CommandTimeout(  # noqa: B904 - the timeout is the cause, not an error
+                    f"{os.path.basename(args[0])} timed out after {timeout:.0f}s "
+                    f"(process group killed): {' '.join(args)[:200]}",
+                    log=log_path,
+                )
 
 
 class Background:

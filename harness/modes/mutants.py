@@ -246,24 +246,21 @@ def run_mutants(opts: "Options", args: argparse.Namespace, run_dir: Path,
 
 def main(opts: "Options", args: argparse.Namespace,
          runner: ChildRunner | None = None) -> tuple[int, str]:
-    from harness.report.metadata import Metadata
-    from harness.report.mode import make_run_dir
+    from harness.report.mode import mode_run
 
     mutants = find_mutants(args.mutants or (opts.project / "mutants"), args.mutant or None)
-    run_dir = make_run_dir(opts.out)
-    meta = Metadata(run_dir / "metadata.json", list(opts.argv))
-    meta.update("build", {"command": "mutants", "run_dir": str(run_dir),
-                          "mutants": [str(m.path) for m in mutants]})
-    results: list[MutantResult] = []
-    try:
-        results = run_mutants(opts, args, run_dir, mutants, runner)
-    finally:
-        code = exit_code(results) if len(results) == len(mutants) else EXIT_NO_VERDICT
-        verdict = {EXIT_PASS: "all killed", EXIT_FAIL: "survivors"}.get(code, "no verdict")
-        text = write_reports(results, run_dir, f"mutants: {verdict} (exit {code})")
-        meta.update("mutants", {"results": [{"name": r.mutant.name, "verdict": r.verdict,
-                                             "killers": r.killers} for r in results]})
-        meta.finish(code, verdict)
+    with mode_run(opts, "mutants", mutants=[str(m.path) for m in mutants]) as mr:
+        run_dir = mr.run_dir
+        results: list[MutantResult] = []
+        try:
+            results = run_mutants(opts, args, run_dir, mutants, runner)
+        finally:
+            code = exit_code(results) if len(results) == len(mutants) else EXIT_NO_VERDICT
+            verdict = {EXIT_PASS: "all killed", EXIT_FAIL: "survivors"}.get(code, "no verdict")
+            text = write_reports(results, run_dir, f"mutants: {verdict} (exit {code})")
+            mr.finish(code, verdict, group=("mutants", {
+                "results": [{"name": r.mutant.name, "verdict": r.verdict, "killers": r.killers}
+                            for r in results]}))
     sys.stdout.write(text)
     sys.stdout.flush()
     bad = [f"{r.mutant.name}: {r.verdict}" for r in results if r.verdict != "killed"]

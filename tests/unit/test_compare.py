@@ -10,9 +10,12 @@ import pytest
 
 from harness import cli
 from harness.modes import child as rundir
-from harness.modes import compare
 from harness.modes.child import CaseOutcome, ChildRun
-from harness.modes.compare import Change
+from harness.modes.compare.diff import diff_cases
+from harness.modes.compare.judge import judge
+from harness.modes.compare.model import Change
+from harness.modes.compare.report import render
+from harness.modes.compare.report import write_junit as write_compare_junit
 from harness.stages import suites
 
 PASSED = {s: "PASS" for s in ("source", "apply", "config", "build", "selftests", "boot",
@@ -71,11 +74,38 @@ def test_diff_cases_classifies_every_case() -> None:
     p = {k: CaseOutcome(*k, v) for k, v in {("s", "a"): "fail", ("s", "b"): "error",
                                              ("s", "c"): "pass", ("s", "d"): "skip",
                                              ("s", "new"): "fail", ("s", "new2"): "pass"}.items()}
-    got = {d.name: d.change for d in compare.diff_cases(b, p)}
+    got = {d.name: d.change for d in diff_cases(b, p)}
     assert got == {"a": Change.NEW_FAILURE, "b": Change.PRE_EXISTING, "c": Change.FIXED,
                    "d": Change.GONE,  # pass -> skip: the patched run lost it
                    "new": Change.NEW_FAILURE, "new2": Change.NEW_CASE,
                    "gone": Change.GONE}
+
+
+def test_case_names_differing_only_in_a_count_are_the_same_case() -> None:
+    """Some mm selftests (pagemap_ioctl) print a count that varies between runs in a
+    subtest name: base and patched rows still pair up, exact names first."""
+    b = {k: CaseOutcome(*k, v) for k, v in {
+        ("mm", "pagemap_ioctl.Page testing: 196 pages"): "pass",
+        ("mm", "pagemap_ioctl.run 1 of 2"): "pass",
+        ("mm", "pagemap_ioctl.run 2 of 2"): "pass",
+        ("mm", "test_v1"): "pass",
+        ("mm", "x 7"): "pass"}.items()}
+    p = {k: CaseOutcome(*k, v) for k, v in {
+        ("mm", "pagemap_ioctl.Page testing: 202 pages"): "fail",
+        ("mm", "pagemap_ioctl.run 2 of 2"): "pass",
+        ("mm", "pagemap_ioctl.run 3 of 2"): "pass",
+        ("mm", "test_v2"): "pass",  # a digit glued to a word is part of the name
+        ("other", "x 8"): "pass"}.items()}  # only within one suite
+    got = {(d.name, d.base, d.patched): d.change for d in diff_cases(b, p)}
+    assert got == {
+        ("pagemap_ioctl.Page testing: 202 pages", "pass", "fail"): Change.NEW_FAILURE,
+        ("pagemap_ioctl.run 2 of 2", "pass", "pass"): Change.SAME,
+        ("pagemap_ioctl.run 3 of 2", "pass", "pass"): Change.SAME,  # paired with "run 1 of 2"
+        ("test_v2", None, "pass"): Change.NEW_CASE,
+        ("x 8", None, "pass"): Change.NEW_CASE,
+        ("test_v1", "pass", None): Change.GONE,
+        ("x 7", "pass", None): Change.GONE,
+    }
 
 
 def test_regression_only_differences_count(tmp_path: Path) -> None:
@@ -98,7 +128,7 @@ def test_regression_only_differences_count(tmp_path: Path) -> None:
         "[-Wunused-variable]\n/w/worktrees/debian-6.12/mm/memcontrol.c:9:1: warning: new one "
         "[-Wmissing-prototypes]\n/w/worktrees/debian-6.12/fs/inode.c:3:1: warning: "
         "elsewhere [-Wfoo]\n")
-    cmp = compare.judge(base, patched, {"mm/memcontrol.c", "include/linux/memcontrol.h"})
+    cmp = judge(base, patched, {"mm/memcontrol.c", "include/linux/memcontrol.h"})
     assert (cmp.verdict, cmp.exit_code) == ("regression", 1)
     new = [(c.suite, c.name) for c in cmp.cases if c.change is Change.NEW_FAILURE]
     assert new == [("recharge[sysctl=1]", "deferred")]
@@ -109,10 +139,10 @@ def test_regression_only_differences_count(tmp_path: Path) -> None:
     assert [w.warning.describe() for w in cmp.new_warnings] == [
         "mm/memcontrol.c:9: new one [-Wmissing-prototypes]"]
     assert [w.warning.file for w in cmp.warnings if w.change is Change.NEW_CASE] == ["fs/inode.c"]
-    text = compare.render(cmp)
+    text = render(cmp)
     assert "new failure   recharge[sysctl=1]" in text and "pre-existing" in text
     assert "subtree_control" not in text  # unchanged cases are not in the table
-    compare.write_junit(cmp, tmp_path / "junit.xml")
+    write_compare_junit(cmp, tmp_path / "junit.xml")
     cases = rundir.read_cases(tmp_path / "junit.xml")
     assert cases[("recharge[sysctl=1]", "deferred")].outcome == "fail"
     assert cases[("recharge[sysctl=1]", "mapped")].outcome == "pass"
@@ -127,7 +157,7 @@ def test_regression_only_differences_count(tmp_path: Path) -> None:
 def test_no_regression_is_exit_0_even_with_base_failures(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", exit_code=1, cases=BASE_CASES, build_log=BASE_LOG)
     patched = make_run(tmp_path / "patched", exit_code=1, cases=BASE_CASES, build_log=BASE_LOG)
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     assert (cmp.verdict, cmp.exit_code) == ("pass", 0)
     assert cmp.count(Change.PRE_EXISTING) == 2
 
@@ -136,7 +166,7 @@ def test_no_regression_is_exit_0_even_with_base_failures(tmp_path: Path) -> None
 def test_base_that_cannot_be_tested_is_infrastructure(tmp_path: Path, stage: str) -> None:
     stages = dict(PASSED, **{stage: "ERROR"})
     base = make_run(tmp_path / "base", exit_code=2, stages=stages, label="base")
-    cmp = compare.judge(base, None, set())
+    cmp = judge(base, None, set())
     assert (cmp.verdict, cmp.exit_code) == ("infrastructure", 2)
     assert f"{stage}: {stage} detail" in cmp.detail
 
@@ -145,7 +175,7 @@ def test_patched_that_does_not_build_is_exit_2(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"})
     patched = make_run(tmp_path / "patched", exit_code=2,
                        stages=dict(PASSED, build="ERROR"), label="patched")
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
 
 
@@ -153,7 +183,7 @@ def test_suite_crash_on_patched_only_is_patched_error_with_the_differences(tmp_p
     base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"})
     patched = make_run(tmp_path / "patched", exit_code=2, stages=dict(PASSED, suites="PASS"),
                        cases={("s", "(run)"): "error", ("s", "a"): "skip"})
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     # no verdict of its own: exit 2 (was "regression", exit 1), differences still listed
     assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
     assert cmp.count(Change.NEW_FAILURE) == 1 and cmp.count(Change.GONE) == 1
@@ -163,7 +193,7 @@ def test_warnings_not_compared_when_make_was_skipped(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", exit_code=0, cases={}, build_log="", skipped_build=True)
     patched = make_run(tmp_path / "patched", exit_code=0, cases={},
                        build_log="mm/a.c:1:1: warning: x [-Wx]\n")
-    cmp = compare.judge(base, patched, {"mm/a.c"})
+    cmp = judge(base, patched, {"mm/a.c"})
     assert cmp.exit_code == 0 and not cmp.warnings
     assert any("not compared" in n for n in cmp.notes)
 
@@ -275,7 +305,7 @@ def test_kernel_suites_match_across_base_and_patched_labels(tmp_path: Path) -> N
                        cases={("test_kmem[sysctl=1]", "test_kmem_basic"): "fail",
                               ("test_kmem[sysctl=1]", "test_percpu_basic"): "fail"},
                        build_log=BASE_LOG)
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     assert cmp.count(Change.NEW_FAILURE) == 1 and cmp.count(Change.PRE_EXISTING) == 1
     assert not [d for d in cmp.cases if d.change.name == "GONE"]
 
@@ -290,13 +320,13 @@ def test_case_the_patched_run_lost_is_a_regression(tmp_path: Path) -> None:
                            ("s", "d"): "fail", ("s", "e"): "skip"})
     patched = make_run(tmp_path / "patched", exit_code=0, label="patched",
                        cases={("s", "a"): "pass", ("s", "c"): "skip", ("s", "d"): "skip"})
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     got = {d.name: d.change for d in cmp.cases}
     assert got == {"a": Change.SAME, "b": Change.GONE, "c": Change.GONE, "d": Change.GONE,
                    "e": Change.SAME}
     assert (cmp.verdict, cmp.exit_code) == ("regression", 1)
     assert "3 gone" in cmp.detail
-    compare.write_junit(cmp, tmp_path / "junit.xml")
+    write_compare_junit(cmp, tmp_path / "junit.xml")
     cases = rundir.read_cases(tmp_path / "junit.xml")
     assert [cases[("s", n)].outcome for n in "abcde"] == ["pass", "fail", "fail", "fail", "skip"]
 
@@ -308,7 +338,7 @@ def test_patched_without_a_readable_junit_is_patched_error(tmp_path: Path,
     patched = make_run(tmp_path / "patched", exit_code=0, label="patched")
     if junit_text is not None:
         (patched.run_dir / "junit.xml").write_text(junit_text)
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
     assert "junit.xml" in cmp.detail
 
@@ -317,7 +347,7 @@ def test_patched_exit_2_is_patched_error_even_when_its_stages_passed(tmp_path: P
     base = make_run(tmp_path / "base", exit_code=0, cases={("s", "a"): "pass"}, label="base")
     patched = make_run(tmp_path / "patched", exit_code=2, cases={("s", "a"): "pass"},
                        label="patched")
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     assert (cmp.verdict, cmp.exit_code) == ("patched-error", 2)
     assert "exit 2" in cmp.detail
 
@@ -325,7 +355,7 @@ def test_patched_exit_2_is_patched_error_even_when_its_stages_passed(tmp_path: P
 def test_base_without_a_readable_junit_is_infrastructure(tmp_path: Path) -> None:
     base = make_run(tmp_path / "base", exit_code=0, label="base")
     patched = make_run(tmp_path / "patched", exit_code=0, cases={("s", "a"): "pass"})
-    cmp = compare.judge(base, patched, set())
+    cmp = judge(base, patched, set())
     assert (cmp.verdict, cmp.exit_code) == ("infrastructure", 2)
 
 
@@ -336,8 +366,8 @@ def test_compare_junit_has_one_outcome_per_testcase_and_no_bare_non_pass(tmp_pat
     pcases = dict(BASE_CASES)
     del pcases[("test_core", "test_cgcore_destroy")]
     patched = make_run(tmp_path / "patched", exit_code=1, cases=pcases, label="patched")
-    cmp = compare.judge(base, patched, set())
-    compare.write_junit(cmp, tmp_path / "junit.xml")
+    cmp = judge(base, patched, set())
+    write_compare_junit(cmp, tmp_path / "junit.xml")
     root = ET.parse(tmp_path / "junit.xml").getroot()
     for tc in root.iter("testcase"):
         tags = [el.tag for el in tc if el.tag in ("failure", "error", "skipped")]
@@ -371,11 +401,11 @@ def test_xfail_on_patched_where_base_passed_is_a_regression(tmp_path: Path) -> N
         run = SuiteRun("test_kmem", Status.PASS, 1.0, text, code, None, 1, res)
         write_junit([run], rd / "junit.xml", {})
         out[label] = ChildRun(label, 0, rd, tmp_path / f"{label}.log", 1.0)
-    cmp = compare.judge(out["base"], out["patched"], set())
+    cmp = judge(out["base"], out["patched"], set())
     diff = {d.name: d for d in cmp.cases}["test_percpu_basic"]
     assert (diff.base, diff.patched, diff.change) == ("pass", "xfail", Change.NEW_FAILURE)
     assert cmp.exit_code == 1
     # both sides xfail: pre-existing, not counted
-    cmp = compare.judge(out["patched"], out["patched"], set())
+    cmp = judge(out["patched"], out["patched"], set())
     assert {d.name: d.change for d in cmp.cases}["test_percpu_basic"] is Change.PRE_EXISTING
     assert cmp.exit_code == 0

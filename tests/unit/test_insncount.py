@@ -1,4 +1,4 @@
-"""Instruction counts (harness/stages/insncount.py): plugin output, pairing, ratios; no QEMU."""
+"""Instruction counts (harness/stages/insncount/): plugin output, pairing, ratios; no QEMU."""
 
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from harness.modes.bench import hotpath, report
 from harness.stages import boot as bootmod
 from harness.stages import insncount, vm
 from harness.stages.accel import AccelChoice
+from harness.stages.insncount import plugin, qemuheader, windows
 
 PLUGIN_OUT = """\
 insncount format=1 api=1 max_vcpus=2
@@ -27,9 +28,9 @@ window id=1 seq=7 vcpu=0 insns=7269"""  # the last line is incomplete (being wri
 
 
 def test_parse_plugin_output() -> None:
-    ws = insncount.parse_plugin_output(PLUGIN_OUT)
+    ws = windows.parse_plugin_output(PLUGIN_OUT)
     assert [w.seq for w in ws] == [1, 2, 3, 4, 5, 6, 7]
-    assert ws[0] == insncount.PluginWindow(1, 1, 0, 72690968, 72664292, 72690968, 72664292)
+    assert ws[0] == windows.PluginWindow(1, 1, 0, 72690968, 72664292, 72690968, 72664292)
     assert ws[2].error == "migrated" and ws[2].insns is None and ws[2].all == 15536083
     assert ws[3].error == "no-start" and ws[3].all is None
 
@@ -37,14 +38,14 @@ def test_parse_plugin_output() -> None:
 def test_read_new_returns_complete_lines_only(tmp_path: Path) -> None:
     f = tmp_path / "out"
     f.write_text(PLUGIN_OUT)
-    text, off = insncount.read_new(f, 0)
+    text, off = windows.read_new(f, 0)
     assert text.endswith("kernel=9\n") and "seq=7" not in text
     with open(f, "a") as fh:
         fh.write("0968 kernel=1 all=2 all_kernel=1\n")
-    more, off2 = insncount.read_new(f, off)
-    assert [w.insns for w in insncount.parse_plugin_output(more)] == [72690968]
+    more, off2 = windows.read_new(f, off)
+    assert [w.insns for w in windows.parse_plugin_output(more)] == [72690968]
     assert off2 == f.stat().st_size
-    assert insncount.read_new(tmp_path / "missing", 5) == ("", 5)
+    assert windows.read_new(tmp_path / "missing", 5) == ("", 5)
 
 
 def _tap(*wins: tuple[str, int, int, str]) -> str:
@@ -53,7 +54,7 @@ def _tap(*wins: tuple[str, int, int, str]) -> str:
 
 
 def test_parse_program_windows_and_match_by_id_in_order() -> None:
-    prog = insncount.parse_program_windows(_tap(
+    prog = windows.parse_program_windows(_tap(
         ("read_ext4", 1, 16384, "pages"), ("read_ext4", 1, 16384, "pages"),
         ("fault_ext4", 3, 16384, "pages"), ("fault_tmpfs", 4, 16384, "pages"),
         ("mark_accessed_ext4", 5, 10000, "reads"), ("mark_accessed_ext4", 6, 10000, "reads"),
@@ -61,7 +62,7 @@ def test_parse_program_windows_and_match_by_id_in_order() -> None:
     assert len(prog) == 7 and prog[0] == {"case": "read_ext4", "id": 1, "units": 16384,
                                           "unit": "pages", "faults": 0}
     complete = PLUGIN_OUT[:PLUGIN_OUT.rfind("\n") + 1]  # as read_new() hands it over
-    matched, problems = insncount.match_windows(prog, insncount.parse_plugin_output(complete))
+    matched, problems = windows.match_windows(prog, windows.parse_plugin_output(complete))
     assert [(w["id"], w["k"]) for w in matched] == [(1, 0), (1, 1), (5, 0), (6, 0)]
     assert matched[1]["insns"] == 72853938 and matched[1]["all"] == 72900000
     # id 1: the incomplete 7th line is not a window; id 2: the plugin saw none
@@ -70,11 +71,11 @@ def test_parse_program_windows_and_match_by_id_in_order() -> None:
 
 
 def test_a_missing_window_drops_the_id_not_just_one_pair() -> None:
-    prog = insncount.parse_program_windows(_tap(*[("read_ext4", 1, 100, "pages")] * 3))
-    plug = insncount.parse_plugin_output(
+    prog = windows.parse_program_windows(_tap(*[("read_ext4", 1, 100, "pages")] * 3))
+    plug = windows.parse_plugin_output(
         "window id=1 seq=1 vcpu=0 insns=100 kernel=1 all=100 all_kernel=1\n"
         "window id=1 seq=2 vcpu=0 insns=200 kernel=1 all=200 all_kernel=1\n")
-    matched, problems = insncount.match_windows(prog, plug)
+    matched, problems = windows.match_windows(prog, plug)
     assert matched == [] and problems == ["window id 1: the program ran 3, the plugin saw 2"]
 
 
@@ -87,7 +88,7 @@ def test_window_metrics_per_page_and_per_mark() -> None:
         {"case": "mark_accessed_ext4", "id": 5, "units": 100, "insns": 120_600},
         {"case": "mark_accessed_ext4", "id": 6, "units": 100, "insns": 117_700},
     ]
-    m = insncount.window_metrics(matched)
+    m = windows.window_metrics(matched)
     assert m["read_ext4"]["insns_per_page"] == {"samples": [4500.0], "unit": "insns/page"}
     assert m["read_ext4"]["kernel_insns_per_page"]["samples"] == [4400.0]
     assert m["read_ext4"]["all_insns_per_page"]["samples"] == [4600.0]
@@ -208,11 +209,11 @@ def test_deb_src_entries_from_the_systems_sources() -> None:
             "Types: deb\nURIs: https://node.example/node_20.x\nSuites: nodistro\n"
             "Components: main\n",
     }
-    st = insncount.deb_src_entries(files, "bookworm")
+    st = qemuheader.deb_src_entries(files, "bookworm")
     assert len(st) == 3 and all(s.startswith("Types: deb-src\n") for s in st)
     assert "Suites: bookworm-security" in st[2] and "Signed-By: /usr/share/keyrings/k.gpg" in st[0]
     assert not any("vendor.example" in s or "node.example" in s for s in st)
-    assert insncount._os_codename('ID=debian\nVERSION_CODENAME=bookworm\n') == "bookworm"
+    assert qemuheader._os_codename('ID=debian\nVERSION_CODENAME=bookworm\n') == "bookworm"
 
 
 def test_plugin_qemu_arg_and_vng_argv(tmp_path: Path) -> None:
@@ -229,36 +230,36 @@ def test_plugin_qemu_arg_and_vng_argv(tmp_path: Path) -> None:
 
 
 def test_prepare_plugin_says_why_not(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(insncount, "qemu_version_line", lambda qemu=None: "")
+    monkeypatch.setattr(plugin, "qemu_version_line", lambda qemu=None: "")
     assert "not found" in insncount.prepare_plugin(tmp_path).reason
-    monkeypatch.setattr(insncount, "qemu_version_line", lambda qemu=None: "QEMU emulator 7.2")
+    monkeypatch.setattr(plugin, "qemu_version_line", lambda qemu=None: "QEMU emulator 7.2")
     real_which = shutil.which
-    monkeypatch.setattr(insncount.shutil, "which",
+    monkeypatch.setattr(plugin.shutil, "which",
                         lambda n: None if n == "gcc" else real_which(n))
     assert insncount.prepare_plugin(tmp_path).reason == "no gcc to build the QEMU plugin"
-    monkeypatch.setattr(insncount.shutil, "which", real_which)
-    monkeypatch.setenv(insncount.ENV_HEADER, str(tmp_path / "nope.h"))
+    monkeypatch.setattr(plugin.shutil, "which", real_which)
+    monkeypatch.setenv(qemuheader.ENV_HEADER, str(tmp_path / "nope.h"))
     p = insncount.prepare_plugin(tmp_path)
     assert not p.ok and "nope.h: no such file" in p.reason
 
 
 def test_prepare_plugin_without_a_header_falls_back(tmp_path: Path,
                                                     monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(insncount, "qemu_version_line", lambda qemu=None: "QEMU emulator 7.2")
-    monkeypatch.setattr(insncount, "SYSTEM_HEADERS", ())
-    monkeypatch.setattr(insncount, "debian_source_version", lambda package="": None)
-    monkeypatch.delenv(insncount.ENV_HEADER, raising=False)
+    monkeypatch.setattr(plugin, "qemu_version_line", lambda qemu=None: "QEMU emulator 7.2")
+    monkeypatch.setattr(qemuheader, "SYSTEM_HEADERS", ())
+    monkeypatch.setattr(plugin, "debian_source_version", lambda package="": None)
+    monkeypatch.delenv(qemuheader.ENV_HEADER, raising=False)
     if not shutil.which("gcc"):
         pytest.skip("no gcc")
     p = insncount.prepare_plugin(tmp_path)
-    assert not p.ok and "no qemu-plugin.h" in p.reason and insncount.ENV_HEADER in p.reason
+    assert not p.ok and "no qemu-plugin.h" in p.reason and qemuheader.ENV_HEADER in p.reason
 
 
 def test_plugin_key_changes_with_any_input() -> None:
-    k = insncount.plugin_key("QEMU 7.2", b"src", b"hdr")
-    assert k != insncount.plugin_key("QEMU 8.0", b"src", b"hdr")
-    assert k != insncount.plugin_key("QEMU 7.2", b"src2", b"hdr")
-    assert k != insncount.plugin_key("QEMU 7.2", b"src", b"hdr2") and len(k) == 16
+    k = plugin.plugin_key("QEMU 7.2", b"src", b"hdr")
+    assert k != plugin.plugin_key("QEMU 8.0", b"src", b"hdr")
+    assert k != plugin.plugin_key("QEMU 7.2", b"src2", b"hdr")
+    assert k != plugin.plugin_key("QEMU 7.2", b"src", b"hdr2") and len(k) == 16
 
 
 def test_bench_report_has_the_instruction_table_and_goals() -> None:

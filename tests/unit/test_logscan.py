@@ -16,7 +16,6 @@ import pytest
 from harness.parse.logscan import (
     BETWEEN,
     BOOT,
-    MAX_EXCERPT_LINES,
     is_failure,
     load_ignore,
     normalize,
@@ -24,6 +23,7 @@ from harness.parse.logscan import (
     scan_log,
     split_by_markers,
 )
+from harness.parse.logscan.scan import MAX_EXCERPT_LINES
 
 DATA = Path(__file__).resolve().parent.parent / "data" / "logs"
 SAMPLES = sorted(DATA.glob("*.log"))

@@ -13,7 +13,8 @@ from harness import cli
 from harness.errors import BuildError, SeriesError, UserError
 from harness.model import Status
 from harness.modes import patchcheck
-from harness.modes.patchcheck import Built
+from harness.modes.patchcheck.check import Built, check_series
+from harness.modes.patchcheck.report import render
 from harness.parse import checkpatch
 from harness.stages import config as kconfig
 from harness.stages.apply import Patch
@@ -141,7 +142,7 @@ def test_clean_series_with_an_allowed_finding_passes(tmp_path: Path) -> None:
     steps = FakeSteps({0: W_OLD, 1: W_OLD.replace(":10:", ":12:"), 2: W_OLD},
                       {2: OPEN_BRACE})
     rule = checkpatch.parse_allow("0002-p2.patch OPEN_BRACE  # a reason\n")
-    res = patchcheck.check_series(patches, steps, rule)
+    res = check_series(patches, steps, rule)
     assert [r.verdict for r in res.rows] == [Status.PASS] * 4
     assert res.exit_code == 0 and res.unused_rules == []
     assert res.rows[2].findings[0].allowed == "a reason"
@@ -152,14 +153,14 @@ def test_clean_series_with_an_allowed_finding_passes(tmp_path: Path) -> None:
     forgets = {c[1]: c[2] for c in steps.calls if c[0] == "build"}
     assert forgets == {0: ["mm/a.c"], 1: ["mm/a.c", "mm/b.c"], 2: ["mm/b.c", "mm/a.c"],
                        3: ["mm/a.c"]}
-    text = patchcheck.render(res, "patchcheck: test")
+    text = render(res, "patchcheck: test")
     assert "ok, 1 allowed" in text and "allowed (a reason): ERROR:OPEN_BRACE:" in text
 
 
 def test_new_warning_in_touched_file_fails_that_patch_only(tmp_path: Path) -> None:
     patches = _patches(tmp_path, [["mm/a.c"], ["mm/b.c"], ["mm/a.c"]])
     steps = FakeSteps({0: W_OLD, 1: W_OLD + W_ELSEWHERE, 2: W_OLD + W_NEW_B, 3: W_NEW_B})
-    res = patchcheck.check_series(patches, steps, [])
+    res = check_series(patches, steps, [])
     assert [r.verdict for r in res.rows] == [Status.PASS, Status.PASS, Status.FAIL, Status.PASS]
     assert [w.describe() for w in res.rows[2].new_warnings] == [
         "mm/b.c:7: unused variable 'n' [-Wunused-variable]"]
@@ -168,28 +169,28 @@ def test_new_warning_in_touched_file_fails_that_patch_only(tmp_path: Path) -> No
 
 def test_checkpatch_levels(tmp_path: Path) -> None:
     patches = _patches(tmp_path, [["mm/a.c"]])
-    res = patchcheck.check_series(patches, FakeSteps({}, {1: LONG_LINE}), [])
+    res = check_series(patches, FakeSteps({}, {1: LONG_LINE}), [])
     assert res.rows[1].checkpatch is Status.FAIL and res.exit_code == 1
     only_check = LONG_LINE.split("\n\n", 1)[1].replace("1 warnings", "0 warnings")
-    res = patchcheck.check_series(patches, FakeSteps({}, {1: only_check}), [], fail_on="WARNING")
+    res = check_series(patches, FakeSteps({}, {1: only_check}), [], fail_on="WARNING")
     assert res.rows[1].checkpatch is Status.PASS and res.exit_code == 0
-    res = patchcheck.check_series(patches, FakeSteps({}, {1: "perl: not found\n"}), [])
+    res = check_series(patches, FakeSteps({}, {1: "perl: not found\n"}), [])
     assert res.rows[1].checkpatch is Status.ERROR and res.exit_code == 2
 
 
 def test_build_failure_is_exit_2_and_later_prefixes_still_checked(tmp_path: Path) -> None:
     patches = _patches(tmp_path, [["mm/a.c"], ["mm/b.c"], ["mm/a.c"]])
     steps = FakeSteps({}, build_fails=2)
-    res = patchcheck.check_series(patches, steps, [])
+    res = check_series(patches, steps, [])
     assert [r.build for r in res.rows] == [Status.PASS, Status.PASS, Status.ERROR, Status.PASS]
     assert res.rows[2].verdict is Status.ERROR and res.exit_code == 2
-    assert "'x' undeclared" in patchcheck.render(res, "h")
+    assert "'x' undeclared" in render(res, "h")
 
 
 def test_patch_that_does_not_apply(tmp_path: Path) -> None:
     patches = _patches(tmp_path, [["mm/a.c"], ["mm/b.c"], ["mm/a.c"]])
     steps = FakeSteps({}, apply_fails="0002-p2.patch")
-    res = patchcheck.check_series(patches, steps, [])
+    res = check_series(patches, steps, [])
     assert [r.apply for r in res.rows] == [Status.PASS, Status.PASS, Status.ERROR,
                                            Status.NOTRUN]
     assert [r.build for r in res.rows] == [Status.PASS, Status.PASS, Status.NOTRUN,
@@ -201,7 +202,7 @@ def test_patch_that_does_not_apply(tmp_path: Path) -> None:
 
 def test_base_that_does_not_build(tmp_path: Path) -> None:
     patches = _patches(tmp_path, [["mm/a.c"]])
-    res = patchcheck.check_series(patches, FakeSteps({}, build_fails=0), [])
+    res = check_series(patches, FakeSteps({}, build_fails=0), [])
     assert res.rows[0].verdict is Status.ERROR and res.rows[1].build is Status.NOTRUN
     assert res.exit_code == 2
 

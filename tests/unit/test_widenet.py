@@ -373,7 +373,7 @@ def test_compare_finds_the_mm_build_directory(tmp_path: Path, monkeypatch) -> No
     build directory."""
     from harness import paths
     from harness.model import Options
-    from harness.modes import compare
+    from harness.modes.compare.runner import pipeline_kbuild
     from harness.stages import config as configmod
 
     project = make_project(tmp_path / "project")
@@ -385,5 +385,5 @@ def test_compare_finds_the_mm_build_directory(tmp_path: Path, monkeypatch) -> No
     assert frags[-2].name == "mmtests.config"  # in every profile, before the profile's own
     kb = configmod.kbuild_for(opts.cache, "debian-6.12", frags, opts.profile)
     kb.mkdir(parents=True)
-    assert compare.pipeline_kbuild(opts) == kb
-    assert compare.pipeline_kbuild(Options(project=project, cache=paths.cache_root())) == kb
+    assert pipeline_kbuild(opts) == kb
+    assert pipeline_kbuild(Options(project=project, cache=paths.cache_root())) == kb

@@ -76,7 +76,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "(default 2; recharge cases only in the first)")
     g.add_argument("--insn-windows", type=int, default=3,
                    help="instruction-count windows per hot-path case, counted by a QEMU TCG "
-                        "plugin built on demand (harness/stages/insncount.py; default 3, 0: off)")
+                        "plugin built on demand (harness/stages/insncount/; default 3, 0: off)")
     g.add_argument("--boots", type=int, default=1,
                    help="boots of each kernel for the hot path, interleaved patched, base, "
                         "patched, ... (default 1): the first counts instructions, the others "
