@@ -339,3 +339,9 @@ def test_default_predicate_runs_the_harness_on_the_commit(history, tmp_path,  # 
     obs = predicate.load_predicate(state.predicate)(ctx)
     assert calls == [] and obs.verdict is Verdict.UNTESTABLE
     assert "MEMCG_RECHARGE_OFFLINE_ENABLED" in obs.detail and "recharge[sysctl=1]" in obs.detail
+
+
+def test_the_bisect_steps_import_the_harness_from_the_project_root() -> None:
+    from harness.modes.bisect import driver
+    # git bisect run's steps get this on PYTHONPATH: it must hold the package itself
+    assert (driver.IMPORT_ROOT / "harness" / "__init__.py").is_file()

@@ -29,6 +29,10 @@ _FIRST_BAD = re.compile(r"^([0-9a-f]{40}) is the first bad commit", re.M)
 _ANY_OF = re.compile(r"could be any of:\n((?:[0-9a-f]{40}\n?)+)")
 
 
+#: the directory that holds the ``harness`` package: the steps that ``git bisect run``
+#: starts import it from there, whether or not the harness is installed
+IMPORT_ROOT = Path(__file__).resolve().parents[3]
+
 class Bisector:
     """One bisection in ``run_dir`` (new or resumed); :meth:`run` always cleans up."""
 
@@ -123,8 +127,8 @@ class Bisector:
 
     def _bisect_run(self) -> str:
         env = dict(gitutil.READ_ONLY_ENV)
-        top = str(Path(__file__).resolve().parents[2])
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (top, os.environ.get("PYTHONPATH")) if p)
+        env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (str(IMPORT_ROOT), os.environ.get("PYTHONPATH")) if p)
         argv = ["git", "-C", str(self.wt), "bisect", "run", *self._step_command()]
 
         def echo(line: str) -> None:
