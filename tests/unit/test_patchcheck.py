@@ -294,3 +294,16 @@ def test_allow_list_lookup_order(tmp_path: Path) -> None:
         series.parent / "checkpatch-allow.txt"
     with pytest.raises(UserError, match="no such file"):
         patchcheck.default_allow_list(series, project, tmp_path / "missing.txt")
+
+
+def test_a_commit_message_with_the_editor_template_fails(tmp_path: Path) -> None:
+    patches = _patches(tmp_path, [["mm/a.c"], ["mm/a.c"]])
+    text = patches[0].path.read_text()
+    patches[0].path.write_text(text.replace(
+        "\n---\n", "\nSigned-off-by: A <a@b>\n\nwith '#' will be ignored, and an empty message "
+        "aborts the commit. # # interactive rebase in progress; onto 54a828beb\n---\n"))
+    res = check_series(patches, FakeSteps({}), [])
+    assert res.rows[1].checkpatch is Status.FAIL and res.rows[2].checkpatch is Status.PASS
+    assert res.exit_code == 1
+    assert any("editor" in f.message for f in res.rows[1].findings)
+    assert "COMMIT_MESSAGE_TEMPLATE" in render(res, "patchcheck: test")

@@ -154,6 +154,29 @@ def _build_prefixes(steps: Steps, rows: list[Row], touched: list[tuple[str, ...]
     return True
 
 
+#: What git's commit-message editor puts in its template (as comments, or folded into
+#: the text by a careless reword): checkpatch does not look for it.
+_TEMPLATE = re.compile(r"interactive rebase in progress|Please enter the commit message|"
+                       r"with '#' will be ignored|Changes to be committed:|"
+                       r"You are currently (?:editing|rebasing)")
+
+
+def message_findings(patch: Path) -> list[Finding]:
+    """The commit message (up to the first ``---`` line) holds git's editor template."""
+    try:
+        text = patch.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return []
+    message = text.split("\n---\n", 1)[0]
+    hits = [line for line in message.splitlines() if _TEMPLATE.search(line)]
+    if not hits:
+        return []
+    return [Finding("ERROR", "COMMIT_MESSAGE_TEMPLATE",
+                    "the commit message contains git's editor template", "",
+                    "ERROR:COMMIT_MESSAGE_TEMPLATE: the commit message contains git's editor "
+                    "template\n" + "\n".join(hits[:3]))]
+
+
 def _checkpatch(patches: Sequence["Patch"], steps: Steps, rows: list[Row],
                 rules: Sequence[AllowRule], counted: Sequence[str]) -> set[str]:
     """checkpatch on every patch, findings filtered by the allow-list; the rules used."""
@@ -170,10 +193,11 @@ def _checkpatch(patches: Sequence["Patch"], steps: Steps, rows: list[Row],
             row.checkpatch = Status.ERROR
             row.detail.append("checkpatch: no 'total:' line in its output (see the log)")
             continue
-        row.findings, u = apply_allow(found, row.name, rules)
+        template = message_findings(patches[k - 1].path)
+        row.findings, u = apply_allow(found + template, row.name, rules)
         used |= u
         bad = [f for f in row.findings if f.allowed is None and f.level in counted]
         row.checkpatch = Status.FAIL if bad else Status.PASS
-        if sum(totals.values()) != len(found):
+        if sum(totals.values()) != len(found):  # the template finding is ours
             row.detail.append(f"checkpatch: totals {totals} but {len(found)} findings parsed")
     return used
