@@ -115,8 +115,9 @@ RECHARGE_CASES: tuple[str, ...] = tuple(
     for scenario in ("mapped_before", "mapped_after", "written_after", "read_after"))
 #: selftests/recharge/scenarios/main.c: its cases[] table (what ``-l`` prints).
 SCENARIOS_CASES: tuple[str, ...] = (
-    "zombie_shmem", "zombie_file", "anon_migrate", "limit_max", "limit_high", "thp_shmem",
-    "thp_anon", "mglru_on", "mglru_off", "mlock", "kernel_writeback", "kernel_exit",
+    "zombie_shmem", "zombie_file", "offline_churn", "anon_migrate", "compaction_owner",
+    "limit_max",
+    "limit_high", "thp_shmem", "thp_anon", "mglru_on", "mglru_off", "mlock", "kernel_writeback", "kernel_exit",
     "root_mapper", "root_accessor", "root_pass_leak", "truncated_pinned", "ancestor_read",
     "ancestor_map", "write_dirty_file", "write_dirty_shmem", "lru_hold", "stuck_zombies",
     "refuse_backoff", "mlock_count", "bdev_metadata", "many_sources", "one_access", "toggle",

@@ -140,7 +140,9 @@ long rh_debugfs(const char *name);
 
 int case_zombie_shmem(void);		/* zombie.c */
 int case_zombie_file(void);
+int case_offline_churn(void);
 int case_anon_migrate(void);		/* migrate.c */
+int case_compaction_owner(void);
 int case_limit_max(void);		/* limits.c */
 int case_limit_high(void);
 int case_thp_shmem(void);		/* thp.c */

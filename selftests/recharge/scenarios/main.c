@@ -16,7 +16,11 @@
  *   zombie_shmem, zombie_file  N memcgs populate files that a live memcg
  *                    keeps mapped, then are removed: nr_dying_descendants
  *                    before/after and time to clear
+ *   offline_churn    the offline worker runs while other memcgs keep
+ *                    going offline
  *   anon_migrate     anon memory of a task moved from A to B, A removed
+ *   compaction_owner a task that compacts memory becomes the owner of none
+ *                    of the dead memcg's anon it migrates
  *   limit_max, limit_high  the new owner is at its limit: no OOM, the
  *                    charge is refused (recharge_pgs_cancelled grows)
  *   thp_shmem, thp_anon  large folios are recharged whole
@@ -147,7 +151,9 @@ static const struct {
 } cases[] = {
 	{ "zombie_shmem", case_zombie_shmem },
 	{ "zombie_file", case_zombie_file },
+	{ "offline_churn", case_offline_churn },
 	{ "anon_migrate", case_anon_migrate },
+	{ "compaction_owner", case_compaction_owner },
 	{ "limit_max", case_limit_max },
 	{ "limit_high", case_limit_high },
 	{ "thp_shmem", case_thp_shmem },

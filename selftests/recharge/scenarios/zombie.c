@@ -6,10 +6,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
 
 #include "common.h"
 
@@ -286,4 +289,97 @@ int case_zombie_shmem(void)
 int case_zombie_file(void)
 {
 	return zombie_case(true);
+}
+
+/* ------------------------------------------------------- offline_churn */
+
+/* Create and remove an empty memcg under @arg every 20 ms until killed. */
+static void churn(const char *parent)
+{
+	char path[PATH_MAX];
+	long i;
+
+	for (i = 0;; i++) {
+		snprintf(path, sizeof(path), "%s/churn%ld", parent, i % 4);
+		if (!mkdir(path, 0755))
+			rmdir(path);
+		usleep(20000);
+	}
+}
+
+/*
+ * offline_churn: B maps A's shmem, A is removed while another memcg is
+ * created and removed every 20 ms (transient service scopes, CI jobs).
+ * Every removal kicks the offline worker; a kick must not postpone a walk
+ * already scheduled, or steady churn keeps it from ever running: B must
+ * own the file while the churn goes on. At 0 nothing moves.
+ */
+int case_offline_churn(void)
+{
+	char *parent = mkparent("offline_churn"), *a = NULL, *b = NULL,
+	     path[PATH_MAX];
+	struct agent ag = { .pid = -1 };
+	struct stat_probe sp;
+	struct rh_counters before;
+	long v, slot, base, t0, window;
+	pid_t pid = -1;
+	int ret = RH_FAIL;
+
+	if (!shmem_dir[0])
+		return rh_skip("no tmpfs for shmem");
+	snprintf(path, sizeof(path), "%s/rh_churn_%d", shmem_dir, getpid());
+	a = parent ? mkchild(parent, "A") : NULL;
+	b = parent ? mkchild(parent, "B") : NULL;
+	if (!a || !b || populate(a, path, size, false, false))
+		goto out;
+	if (agent_start(&ag, b))
+		goto out;
+	slot = agent_do(&ag, AG_MAP, path, 0, size, AGF_POPULATE);
+	if (slot < 0) {
+		ret = rh_fail("mapping %s: %s", path, strerror(-slot));
+		goto out;
+	}
+	/* Long enough for the worker many times over, at this guest's pace. */
+	window = settle_ms * 4 < 3000 ? 3000 : settle_ms * 4;
+	fflush(stdout);
+	pid = fork();
+	if (pid < 0)
+		goto out;
+	if (pid == 0) {
+		churn(parent);
+		_exit(0);
+	}
+	usleep(200000);
+	base = cg_stat(b, "shmem");
+	rh_counters_read(&before);
+	t0 = now_ms();
+	if (cg_rmdir(a)) {
+		ret = rh_fail("rmdir A: %s", strerror(errno));
+		goto out;
+	}
+	sp.cg = b;
+	sp.key = "shmem";
+	rh_poll(probe_stat, &sp, rh_ge, base + size - size / 100, window,
+		rh_step_ms, &v);
+	ktap_diag("offline_churn: B shmem %ld -> %ld KB within %ld ms of A's removal, a memcg removed every 20 ms meanwhile",
+		  base >> 10, v >> 10, now_ms() - t0);
+	rh_counters_diag("offline_churn", &before, NULL);
+	if (expect && v - base < size - size / 100)
+		ret = rh_fail("B got %ld of %ld KB while other memcgs kept going offline: each removal postponed the offline worker",
+			      (v - base) >> 10, size >> 10);
+	else if (!expect && v - base > size / 10)
+		ret = rh_fail("recharging is off, yet B got %ld KB", (v - base) >> 10);
+	else
+		ret = RH_PASS;
+out:
+	if (pid > 0) {
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+	}
+	agent_kill(&ag);
+	unlink(path);
+	cg_destroy_free(&a);
+	cg_destroy_free(&b);
+	cg_destroy_free(&parent);
+	return ret;
 }
