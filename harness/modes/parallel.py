@@ -22,7 +22,6 @@ import functools
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from harness.errors import HarnessError
@@ -190,18 +189,6 @@ def _run_share(p: Pipeline, slot: Slot) -> list[SuiteRun]:
                                 alive=b.vm.alive, feature=c.feature)
     log.info("parallel: %s done: %d suite(s) in %.0fs", slot.name, len(runs),
              sum(r.duration_s for r in runs))
-    collect_dmesg(b.guest, b.vm, slot.workdir / "dmesg.log")
+    bootmod.collect_dmesg(b.guest, b.vm, slot.workdir / "dmesg.log")
     return runs
 
-
-def collect_dmesg(guest: Any, vm: Vm, path: Path) -> None:
-    """The guest's dmesg into ``path`` (once, while it is alive)."""
-    if not vm.alive() or path.exists():
-        return
-    try:
-        res = guest.run("dmesg", 60)
-    except Exception:
-        log.debug("dmesg collection failed", exc_info=True)
-        return
-    if res.exit_code == 0:
-        path.write_text(res.stdout)
