@@ -344,6 +344,7 @@ def run_suites(
     feature: bool | None = None,
     progress_stream: TextIO | None = None,
     into: list[SuiteRun] | None = None,
+    stopped: Callable[[], BaseException | None] | None = None,
 ) -> list[SuiteRun]:
     """Run ``suites`` in order; once the guest is gone the rest are NOTRUN.
 
@@ -351,12 +352,19 @@ def run_suites(
     exception ends the suites early (Ctrl-C, SIGTERM, a full disk) the exception goes on,
     and ``into`` holds the suites that finished, the one it cut off (ERROR) and the rest
     (NOTRUN): see :func:`halted`.
+    ``stopped``: what stopped the run from elsewhere, if anything (a ``--parallel`` run:
+    harness.stages.guests); then the suite whose command it cut off is an ERROR, no other
+    starts, and this returns.
     """
     from harness.stages import inventory
 
     runs: list[SuiteRun] = [] if into is None else into
     dead: str | None = None
     for i, s in enumerate(suites):
+        why = stopped() if stopped is not None else None
+        if why is not None:
+            runs.extend(not_run(x, halted(why)[1]) for x in suites[i:])
+            break
         if dead is not None:
             runs.append(inventory.check(s, not_run(s, dead), feature))
             continue
@@ -372,6 +380,10 @@ def run_suites(
                                 duration_s=time.monotonic() - start))
             runs.extend(not_run(x, rest) for x in suites[i + 1:])
             raise
+        why = stopped() if stopped is not None else None
+        if why is not None and r.status is Status.ERROR and r.exit_code is None:
+            r = replace(not_run(s, halted(why)[0], Status.ERROR), duration_s=r.duration_s)
+            log.error("suites: %s -> ERROR (%s)", s.name, r.error)
         runs.append(r)
         if r.status == Status.ERROR and alive is not None and not alive():
             dead = f"not run: the guest died during {s.name}"

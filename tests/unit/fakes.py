@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import textwrap
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -131,6 +132,8 @@ class FakeGuest:
     dmesg: str = "[    0.0] Linux version 6.12\n"
     #: each command's host-side bound (``run``'s ``deadline_s``), in the order of ``calls``
     deadlines: list[float | None] = field(default_factory=list)
+    #: set by ``abort()`` (the harness cuts off the command in flight)
+    aborted: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def factory(cls, **kw: object) -> Callable[..., FakeGuest]:
@@ -152,6 +155,9 @@ class FakeGuest:
 
     def close(self) -> None:
         pass
+
+    def abort(self) -> None:
+        self.aborted.set()
 
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
             kill_after: float = 10.0, on_line: Callable[[str], None] | None = None,

@@ -230,13 +230,13 @@ def _stop_events(monkeypatch: pytest.MonkeyPatch) -> dict[int, threading.Event]:
 
 def _until_stopped(stopped: dict[int, threading.Event],
                    first: Callable[[], None] = lambda: None) -> Callable[[FakeGuest, str], CmdResult]:
-    """A program that runs until its guest is stopped (then the connection is lost).  It
-    waits in short steps: an interrupt of the main thread (``_thread.interrupt_main``) is
-    raised between two steps."""
+    """A program that runs until its guest is stopped or the harness cuts off the command
+    (``abort``; then the connection is lost).  It waits in short steps: an interrupt of
+    the main thread (``_thread.interrupt_main``) is raised between two steps."""
     def answer(g: FakeGuest, command: str) -> CmdResult:
         first()
         end = time.monotonic() + 30
-        while not stopped[g.port].is_set():
+        while not (stopped[g.port].is_set() or g.aborted.is_set()):
             assert time.monotonic() < end, "the guest was never stopped"
             time.sleep(0.02)
         return CmdResult(command, None, "", "", 0.0, error="connection lost")
@@ -246,20 +246,27 @@ def _until_stopped(stopped: dict[int, threading.Event],
 def test_an_exception_in_one_guest_stops_both(host, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     art, project = host
     stopped = _stop_events(monkeypatch)
+    started = threading.Event()
 
     def disk_full(g: FakeGuest, command: str) -> CmdResult:
+        assert started.wait(10)
         raise OSError(28, "No space left on device")
 
     # test_core runs on guest-1, test_memcontrol on guest-2 (until its guest is stopped)
-    g = Guests(sysctl="0", programs={"test_core": disk_full,
-                                     "test_memcontrol": _until_stopped(stopped)})
+    g = Guests(sysctl="0", programs={"test_core": disk_full, "test_memcontrol": _until_stopped(
+        stopped, first=started.set)})
     start = time.monotonic()
     p = _run(tmp_path, art, project, 2, g)
     assert time.monotonic() - start < 30
     assert p.code == 2  # type: ignore[attr-defined]
     rec = record.load(p.run_dir)
     assert rec.stages["suites"].status == "ERROR" and "No space left" in rec.stages["suites"].detail
-    assert {v["status"] for v in rec.suites.values()} == {"NOTRUN"}
+    # what ran before stays; the two suites it cut off are errors, the rest not run
+    why = "the run stopped: OSError: [Errno 28] No space left on device"
+    got = {k: (v["status"], v.get("error")) for k, v in rec.suites.items()}
+    assert got.pop("test_core") == got.pop("test_memcontrol") == ("ERROR", why)
+    assert got.pop("scenarios[sysctl=1]") == ("PASS", None)  # before test_core on guest-1
+    assert set(got.values()) == {("PASS", None), ("NOTRUN", f"not run: {why}")}
     assert all(stopped[g.port].is_set() for g in g.made.values())
     _no_guest_left(p.run_dir)
 
@@ -281,7 +288,8 @@ def test_an_interrupt_stops_every_guest(host, tmp_path: Path, monkeypatch) -> No
 
 
 @pytest.mark.parametrize("n,sig,keep", [
-    (1, "SIGINT", False), (1, "SIGINT", True), (1, "SIGTERM", False)])
+    (1, "SIGINT", False), (1, "SIGINT", True), (2, "SIGINT", False), (2, "SIGINT", True),
+    (1, "SIGTERM", False), (2, "SIGTERM", True)])
 def test_an_interrupt_keeps_the_suites_that_finished(host, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
                                                      n: int, sig: str, keep: bool) -> None:
     """Ctrl-C (SIGTERM) while a suite runs: the suites done before keep their results, the
@@ -355,7 +363,7 @@ def test_an_interrupt_keeps_the_suites_that_finished(host, tmp_path: Path, monke
     _no_guest_left(p.run_dir)
 
 
-@pytest.mark.parametrize("n", [1])
+@pytest.mark.parametrize("n", [1, 2])
 def test_a_second_ctrl_c_ends_the_wait_for_the_kernel_log(host, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
                                                          n: int) -> None:
     """Ctrl-C again while the harness asks for the kernel log after the first: the guests

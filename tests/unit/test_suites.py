@@ -257,3 +257,21 @@ def test_an_exception_keeps_the_suites_that_finished(tmp_path: Path, exc: BaseEx
         ("a", Status.PASS, None), ("b", Status.ERROR, why), ("c", Status.NOTRUN, rest)]
     assert not [c for c in g.commands if "begin c'" in c]
 
+
+def test_a_run_stopped_from_elsewhere_ends_after_the_suite_it_cut_off(tmp_path: Path) -> None:
+    """``stopped``: another thread stopped the run (and cut off b's command): b is the
+    ERROR, c is not started, and nothing is raised here."""
+    table, dirs = _three(tmp_path)
+    why: list[BaseException] = []
+
+    def cut_off(g: FakeGuest, command: str) -> CmdResult:
+        why.append(KeyboardInterrupt())
+        return CmdResult(command, None, "", "", 0.5, error="connection lost: EOFError")
+
+    g = FakeGuest(program=CmdResult("x", 0, KTAP_OK, "", 1.0), programs={"begin b'": cut_off})
+    runs = suites.run_suites(g, table, dirs, tmp_path / "k", alive=lambda: not why,
+                             stopped=lambda: why[0] if why else None)
+    assert [(r.name, r.status, r.error) for r in runs] == [
+        ("a", Status.PASS, None), ("b", Status.ERROR, "interrupted by SIGINT"),
+        ("c", Status.NOTRUN, "not run: the run was interrupted")]
+    assert not [c for c in g.commands if "begin c'" in c]
