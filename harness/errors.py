@@ -60,6 +60,26 @@ class Interrupted(InfraError):
         self.signame = signame
 
 
+def is_interrupt(e: BaseException) -> bool:
+    """``e`` is a signal the user or the system sent to stop the run (SIGINT, SIGTERM)."""
+    return isinstance(e, (KeyboardInterrupt, Interrupted))
+
+
+def is_termination(e: BaseException) -> bool:
+    """``e`` is SIGTERM or SIGHUP: whoever sent it may send SIGKILL soon, so the guests are
+    stopped first and asked nothing more (after Ctrl-C the harness still asks for dmesg)."""
+    return isinstance(e, Interrupted) and e.signame != "SIGINT"
+
+
+def stop_reason(e: BaseException) -> str:
+    """One line: what ``e`` is, as a reason the run stopped (``interrupted by SIGINT``)."""
+    if isinstance(e, KeyboardInterrupt):
+        return "interrupted by SIGINT"
+    if isinstance(e, HarnessError):
+        return e.describe()
+    return f"{type(e).__name__}: {e}" if str(e) else type(e).__name__
+
+
 class CommandTimeout(InfraError):
     """A command ran past its deadline and its whole process group was killed."""
 

@@ -22,10 +22,9 @@ import functools
 import logging
 from collections.abc import Callable
 from contextlib import AbstractContextManager
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, is_interrupt
 from harness.model import Status, SuiteRun
 from harness.stages import accel as accelmod
 from harness.stages import boot as bootmod
@@ -76,15 +75,21 @@ def boot_and_test(p: Pipeline, selected: list[Suite], n: int) -> None:
                  sum(plan.expected_s[x.name] for x in s.suites))
     # SIGTERM/SIGHUP raise here, in the thread that stops the guests (harness.stages.boot).
     with bootmod.signals_raise(), GuestSet(slots, functools.partial(_boot, p)) as gs:
+        stop: BaseException | None = None
         try:
             _boot_stage(p, gs)
             _setup_stage(p, gs)
             _suites_stage(p, gs, selected)
+        except BaseException as e:
+            stop = e
+            raise
         finally:
+            # --keep-vm-on-failure: after a stage error, never after Ctrl-C or SIGTERM
             failed = any(s.status == Status.ERROR for s in p.stages)
+            keep = failed and o.keep_vm_on_failure and not (stop is not None and is_interrupt(stop))
             for s in gs.up:
                 assert s.booted is not None
-                s.booted.keep = failed and o.keep_vm_on_failure and s.booted.vm.alive()
+                s.booted.keep = keep and s.booted.vm.alive()
 
 
 def _boot(p: Pipeline, slot: Slot,
@@ -163,17 +168,13 @@ def _suites_stage(p: Pipeline, gs: GuestSet, selected: list[Suite]) -> None:
         return
     with p.stage("suites") as st:
         p.meta.update("inventory", {"suites": inventory.record(selected, c.feature)})
-        by_slot = gs.each(functools.partial(_run_share, p))
-        runs: dict[str, SuiteRun] = {}
-        for s in gs.slots:
-            if s.booted is not None:
-                runs.update((r.name, r) for r in by_slot.get(s.index, []))
-                continue
-            why = f"not run: {s.name} did not boot: {_describe(s.error)}"
-            runs.update((x.name, inventory.check(x, suitesmod.not_run(x, why, Status.ERROR),
-                                                 c.feature)) for x in s.suites)
-        c.runs = [runs[s.name] for s in selected if s.name in runs]  # the selection's order
-        p.meta.suites(c.runs, c.guest_of)
+        # Each guest's runs, filled as each suite ends: an interrupt keeps what finished.
+        shares: dict[int, list[SuiteRun]] = {s.index: [] for s in gs.up}
+        try:
+            gs.each(functools.partial(_run_share, p, gs, shares))
+        finally:
+            c.runs = _gather(gs, selected, shares, c.feature)
+            p.meta.suites(c.runs, c.guest_of)
         counts: dict[str, int] = {}
         for r in c.runs:
             counts[r.status.name] = counts.get(r.status.name, 0) + 1
@@ -181,27 +182,33 @@ def _suites_stage(p: Pipeline, gs: GuestSet, selected: list[Suite]) -> None:
                         + f" on {len(gs.slots)} guests")
 
 
-def _run_share(p: Pipeline, slot: Slot) -> list[SuiteRun]:
-    """One guest's suites, one after the other; then its dmesg."""
+def _gather(gs: GuestSet, selected: list[Suite], shares: dict[int, list[SuiteRun]],
+            feature: bool | None) -> list[SuiteRun]:
+    """The runs of every guest in the selection's order (those of a guest that did not
+    boot: ERROR); a suite no guest got to is missing (the pipeline adds it as NOTRUN)."""
+    runs: dict[str, SuiteRun] = {}
+    for s in gs.slots:
+        if s.booted is not None:
+            runs.update((r.name, r) for r in list(shares.get(s.index, [])))
+            continue
+        why = f"not run: {s.name} did not boot: {_describe(s.error)}"
+        runs.update((x.name, inventory.check(x, suitesmod.not_run(x, why, Status.ERROR),
+                                             feature)) for x in s.suites)
+    return [runs[s.name] for s in selected if s.name in runs]
+
+
+def _run_share(p: Pipeline, gs: GuestSet, shares: dict[int, list[SuiteRun]],
+               slot: Slot) -> list[SuiteRun]:
+    """One guest's suites, one after the other (until the set is stopped); then its dmesg
+    (briefly, if the set is stopping)."""
     c = p.ctx
     b = slot.booted
     assert b is not None
     runs = suitesmod.run_suites(b.guest, slot.suites, c.guest_dirs, p.path("ktap"),
-                                alive=b.vm.alive, feature=c.feature)
+                                alive=b.vm.alive, feature=c.feature, into=shares[slot.index],
+                                stopped=lambda: gs.stopped_by)
     log.info("parallel: %s done: %d suite(s) in %.0fs", slot.name, len(runs),
              sum(r.duration_s for r in runs))
-    collect_dmesg(b.guest, b.vm, slot.workdir / "dmesg.log")
+    bootmod.collect_dmesg(b.guest, b.vm, slot.workdir / "dmesg.log",
+                          brief=gs.stopped_by is not None)
     return runs
-
-
-def collect_dmesg(guest: Any, vm: Vm, path: Path) -> None:
-    """The guest's dmesg into ``path`` (once, while it is alive)."""
-    if not vm.alive() or path.exists():
-        return
-    try:
-        res = guest.run("dmesg", 60)
-    except Exception:
-        log.debug("dmesg collection failed", exc_info=True)
-        return
-    if res.exit_code == 0:
-        path.write_text(res.stdout)

@@ -15,15 +15,25 @@ one log per stage, the ``.config``, console and kernel logs, raw KTAP per suite,
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import shutil
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import TracebackType
 from typing import Any
 
-from harness.errors import HarnessError, InfraError, UserError
+from harness.errors import (
+    HarnessError,
+    InfraError,
+    Interrupted,
+    UserError,
+    is_interrupt,
+    is_termination,
+    stop_reason,
+)
 from harness.model import Options, StageResult, Status, SuiteRun
 from harness.modes import parallel, runreport
 from harness.modes.runreport import LAST_STAGE, STAGES
@@ -101,9 +111,8 @@ class Pipeline:
                                     e.describe()))
             raise
         except BaseException as e:
-            detail = ("interrupted by SIGINT" if isinstance(e, KeyboardInterrupt) else
-                      f"{type(e).__name__}: {e}" if str(e) else type(e).__name__)
-            self.record(StageResult(name, Status.ERROR, time.monotonic() - start, logp, detail))
+            self.record(StageResult(name, Status.ERROR, time.monotonic() - start, logp,
+                                    stop_reason(e)))
             raise
         self.record(StageResult(name, Status[info["status"]], time.monotonic() - start, logp,
                                 info["detail"]))
@@ -139,7 +148,7 @@ class Pipeline:
             except HarnessError as e:
                 error = e
             except KeyboardInterrupt:
-                error = HarnessError("interrupted by SIGINT")
+                error = Interrupted("SIGINT")
             except OSError as e:  # e.g. ENOSPC writing a log or copying the kernel: no verdict
                 error = InfraError(f"{type(e).__name__}: {e}")
             return runreport.finish(self, error)
@@ -281,8 +290,8 @@ class Pipeline:
                     c.bzimage, self.path("vm"), bootmod.BootSpec.from_options(o, budget),
                     o.cache, guest_factory=self.guest_factory, on_accel=self._on_accel))
                 # Run last-in first-out before the guest stops: dmesg, keep or not.
-                stack.callback(self._keep_vm, b)
-                stack.callback(self._collect_dmesg_once)
+                stack.push(functools.partial(self._keep_vm, b))
+                stack.push(self._dmesg_on_exit)
                 c.vm, c.guest = b.vm, b.guest
                 st["detail"] = (f"{b.accel.accel.upper()} guest up, SSH after "
                                 f"{b.boot_to_ssh_s:.1f}s, first command {b.first_command_s:.2f}s "
@@ -315,30 +324,38 @@ class Pipeline:
             selected = suitesmod.with_stress_seconds(selected, o.stress_s)
             selected = widenet.with_soak_seconds(selected, o.soak_s)
             self.meta.update("inventory", {"suites": inventory.record(selected, c.feature)})
-            c.runs = suitesmod.run_suites(b.guest, selected, c.guest_dirs, self.path("ktap"),
-                                          alive=b.vm.alive, feature=c.feature)
+            # Filled as each suite ends: an interrupt keeps the suites that finished.
+            c.runs = []
+            suitesmod.run_suites(b.guest, selected, c.guest_dirs, self.path("ktap"),
+                                 alive=b.vm.alive, feature=c.feature, into=c.runs)
             self.meta.suites(c.runs)
             counts: dict[str, int] = {}
             for r in c.runs:
                 counts[r.status.name] = counts.get(r.status.name, 0) + 1
             st["detail"] = ", ".join(f"{v} {k.lower()}" for k, v in counts.items())
 
-    def _collect_dmesg_once(self) -> None:
+    def _collect_dmesg_once(self, brief: bool = False) -> None:
         """The guest's dmesg into ``dmesg.log`` (once, while it is alive)."""
         c = self.ctx
-        if c.guest is None or c.vm is None or not c.vm.alive() or self.path("dmesg.log").exists():
-            return
-        try:
-            res = c.guest.run("dmesg", 60)
-        except Exception:
-            log.debug("dmesg collection failed", exc_info=True)
-            return
-        if res.exit_code == 0:
-            self.path("dmesg.log").write_text(res.stdout)
+        if c.guest is not None and c.vm is not None:
+            bootmod.collect_dmesg(c.guest, c.vm, self.path("dmesg.log"), brief=brief)
 
-    def _keep_vm(self, b: bootmod.Booted) -> None:
+    def _dmesg_on_exit(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                       tb: TracebackType | None) -> None:
+        """Leaving the guest: its dmesg, if the suites did not get it; after an exception
+        (Ctrl-C, an error) one brief try (:func:`harness.stages.boot.collect_dmesg`); after
+        SIGTERM none: the guest is stopped at once (its console log has the kernel's)."""
+        if exc is not None and is_termination(exc):
+            return
+        self._collect_dmesg_once(brief=exc is not None)
+
+    def _keep_vm(self, b: bootmod.Booted, exc_type: type[BaseException] | None,
+                 exc: BaseException | None, tb: TracebackType | None) -> None:
+        """``--keep-vm-on-failure``: keep the guest after a stage error, never after an
+        interrupt (Ctrl-C, SIGTERM: the user wants the run to end)."""
         failed = any(s.status == Status.ERROR for s in self.stages)
-        b.keep = failed and self.o.keep_vm_on_failure and b.vm.alive()
+        b.keep = (failed and self.o.keep_vm_on_failure and b.vm.alive()
+                  and not (exc is not None and is_interrupt(exc)))
 
     def not_run_suites(self, error: HarnessError | None) -> None:
         """Selected suites that never ran, recorded as NOTRUN."""
@@ -347,8 +364,10 @@ class Pipeline:
             selected = self.selected()
         except UserError:
             selected = []
+        reason = ("not run" if error is None else
+                  suitesmod.halted(error)[1] if is_interrupt(error) else
+                  "not run: the run stopped before the suites")
         for s in selected:
             if s.name not in got:
-                self.ctx.runs.append(suitesmod.not_run(s, "not run: the run stopped before the "
-                                                       "suites" if error else "not run"))
+                self.ctx.runs.append(suitesmod.not_run(s, reason))
         self.meta.suites(self.ctx.runs, self.ctx.guest_of)

@@ -225,6 +225,33 @@ def guest_setup(guest: Any, project: Path, log_path: Path) -> SetupResult:
     return SetupResult(0, facts, f"{len(facts)} guest facts recorded")
 
 
+#: After an interrupt or an error, the most seconds the harness waits for the guest's
+#: dmesg (on a fresh shell: the old one may still run the interrupted program).
+DMESG_BRIEF_S = 20.0
+
+
+def collect_dmesg(guest: Any, vm: vmmod.Vm, path: Path, *, brief: bool = False) -> None:
+    """The guest's dmesg into ``path`` (once, while it is alive).
+
+    ``brief``: the run is stopping (Ctrl-C, SIGTERM, an error): one try of at most
+    :data:`DMESG_BRIEF_S` seconds, so that the way out takes seconds, not minutes."""
+    if not vm.alive() or path.exists():
+        return
+    try:
+        if brief:
+            res = guest.run("dmesg", DMESG_BRIEF_S - 5, kill_after=2, deadline_s=DMESG_BRIEF_S)
+        else:
+            res = guest.run("dmesg", 60)
+    except Exception:
+        log.debug("dmesg collection failed", exc_info=True)
+        return
+    if res.exit_code == 0:
+        path.write_text(res.stdout)
+    elif brief:
+        log.warning("vm: no dmesg (%s); the kernel log is the console's",
+                    res.error or f"exit {res.exit_code}")
+
+
 def qemu_version() -> str:
     q = shutil.which("qemu-system-x86_64")
     if not q:

@@ -13,8 +13,16 @@ Cleanup, whatever happens:
   guest, so that the other threads' SSH waits end at once, and is raised in the
   calling thread once they have ended;
 * an exception in the calling thread (Ctrl-C, SIGTERM: signals arrive there) while
-  the threads work or boot stops every guest it has started, booted or not
-  (:attr:`Slot.vm` is known before QEMU starts), then the threads are waited for;
+  the threads work cuts off each guest's command in flight (the guest's ``abort()``,
+  harness.stages.ssh.Guest.abort; after SIGTERM or SIGHUP it stops every guest
+  instead: a SIGKILL may follow soon) and gives the threads :data:`WIND_UP_S` seconds
+  to end their work (keep what finished, ask for the kernel log once more), then is
+  raised; another one meanwhile, or threads still busy after that, stop every guest;
+* an exception in the calling thread while the guests boot stops every guest it has
+  started, booted or not (:attr:`Slot.vm` is known before QEMU starts), then the
+  threads are waited for;
+* what stopped the set (either kind of exception) is :attr:`GuestSet.stopped_by`,
+  which the threads' work reads to start nothing more;
 * leaving the block stops the guests in the ordinary way (``boot()``'s own exit:
   SSH closed, QEMU's session killed, scratch images removed; a guest marked
   ``keep`` is left running).
@@ -33,7 +41,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, ContextManager, TypeVar
 
-from harness.errors import HarnessError
+from harness.errors import HarnessError, is_termination, stop_reason
 from harness.stages.boot import Booted
 from harness.stages.suitetable import Suite
 from harness.stages.vm import Vm
@@ -44,6 +52,9 @@ T = TypeVar("T")
 
 #: After the guests were stopped, how long the threads may take to notice.
 JOIN_GRACE_S = 60.0
+#: After an interrupt cut off the guests' commands, how long the threads may take to end
+#: their work before the guests are stopped under them (their brief dmesg: 20 s).
+WIND_UP_S = 30.0
 
 
 @dataclass
@@ -70,14 +81,18 @@ BootFn = Callable[[Slot, Callable[[Vm], None]], ContextManager[Booted]]
 class GuestSet:
     """See the module's doc."""
 
-    def __init__(self, slots: list[Slot], boot: BootFn, *, join_grace_s: float = JOIN_GRACE_S):
+    def __init__(self, slots: list[Slot], boot: BootFn, *, join_grace_s: float = JOIN_GRACE_S,
+                 wind_up_s: float = WIND_UP_S):
         self.slots = slots
         self._boot = boot
         self._grace = join_grace_s
+        self._wind_up_s = wind_up_s
+        #: what stopped the set (Ctrl-C in the calling thread, an exception in a thread)
+        self.stopped_by: BaseException | None = None
         self._stack = contextlib.ExitStack()
         self._lock = threading.Lock()
         self._closed = False
-        self._running: list[threading.Thread] = []
+        self._running: list[_Worker] = []
 
     def __enter__(self) -> GuestSet:
         return self
@@ -85,10 +100,10 @@ class GuestSet:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         try:
-            if any(t.is_alive() for t in self._running):
+            if any(w.began.is_set() and not w.done.is_set() for w in self._running):
                 log.warning("stopping %d guests: %s", len(self.slots),
                             exc_type.__name__ if exc_type else "threads still running")
-                self.stop_all()
+                self.stop_all(exc)
                 self._join(self._running, time.monotonic() + self._grace)
         finally:
             with self._lock:
@@ -100,8 +115,11 @@ class GuestSet:
         """The slots whose guest booted."""
         return [s for s in self.slots if s.booted is not None]
 
-    def stop_all(self) -> None:
-        """Stop every guest started so far, at once (the threads' SSH waits then end)."""
+    def stop_all(self, why: BaseException | None = None) -> None:
+        """Stop every guest started so far, at once (the threads' SSH waits then end);
+        ``why`` becomes :attr:`stopped_by` unless something stopped the set before."""
+        if why is not None and self.stopped_by is None:
+            self.stopped_by = why
         for s in self.slots:
             if s.vm is not None:
                 s.vm.stop()
@@ -135,17 +153,25 @@ class GuestSet:
     # ------------------------------------------------------------------ work --
 
     def each(self, work: Callable[[Slot], T]) -> dict[int, T]:
-        """``work(slot)`` for every booted slot at once; slot index -> its result."""
-        return self._threads({s.index: functools.partial(work, s) for s in self.up})
+        """``work(slot)`` for every booted slot at once; slot index -> its result.
+
+        Ctrl-C (any exception) here while they work: see the module doc; ``work`` should
+        then start nothing more once :attr:`stopped_by` is set."""
+        return self._threads({s.index: functools.partial(work, s) for s in self.up},
+                             wind_up=True)
 
     def _threads(self, calls: dict[int, Callable[[], Any]],
-                 failures: tuple[type[BaseException], ...] = ()) -> dict[int, Any]:
+                 failures: tuple[type[BaseException], ...] = (),
+                 wind_up: bool = False) -> dict[int, Any]:
         """Run ``calls`` in threads and wait.  An exception of one of ``failures`` is that
-        call's result; any other stops every guest and is raised here once all ended."""
+        call's result; any other stops every guest and is raised here once all ended.
+        ``wind_up``: an exception here while waiting cuts the guests' commands off first
+        (:meth:`_wind_up`)."""
         results: dict[int, Any] = {}
         errors: list[BaseException] = []
 
-        def run(key: int, call: Callable[[], Any]) -> None:
+        def run(key: int, call: Callable[[], Any], w: _Worker) -> None:
+            w.began.set()
             try:
                 results[key] = call()
             except failures as e:
@@ -153,22 +179,74 @@ class GuestSet:
             except BaseException as e:  # handed to the calling thread
                 log.debug("guest thread %d failed", key, exc_info=True)
                 errors.append(e)
-                self.stop_all()
+                self.stop_all(e)
+            finally:
+                w.done.set()
 
-        threads = [threading.Thread(target=run, args=(k, c), name=f"guest-{k}", daemon=True)
-                   for k, c in calls.items()]
-        self._running = threads
-        for t in threads:
-            t.start()
-        self._join(threads, None)
+        workers = [_Worker(f"guest-{k}") for k in calls]
+        self._running = workers
+        try:
+            for w, (k, c) in zip(workers, calls.items()):
+                threading.Thread(target=run, args=(k, c, w), name=w.name, daemon=True).start()
+            self._join(workers, None)
+        except BaseException as e:  # Ctrl-C, SIGTERM: they arrive in this thread
+            if wind_up:
+                self._wind_up(workers, e)
+            raise
         if errors:
             raise errors[0]
         return results
 
+    def _wind_up(self, workers: list[_Worker], why: BaseException) -> None:
+        """Stopped by ``why`` while the threads work: cut off each guest's command in
+        flight (its SSH wait ends, the guest stays up; after SIGTERM or SIGHUP every guest
+        is stopped instead), and wait up to :data:`WIND_UP_S` for the threads to end
+        their work, which then starts nothing more (:attr:`stopped_by`) and may still use
+        its guest briefly (dmesg).  Another exception meanwhile goes on at once
+        (``__exit__`` then stops the guests)."""
+        if is_termination(why):
+            log.warning("%s: stopping %d guests", stop_reason(why), len(self.slots))
+            self.stop_all(why)
+            self._join(workers, time.monotonic() + self._wind_up_s, warn=False)
+            return
+        if self.stopped_by is None:
+            self.stopped_by = why
+        log.warning("%s: cutting off the guests' commands (the threads get %.0fs to end)",
+                    stop_reason(why), self._wind_up_s)
+        for s in self.up:
+            abort = getattr(s.booted.guest, "abort", None) if s.booted is not None else None
+            if abort is None:
+                continue
+            try:
+                abort()
+            except Exception:  # a guest whose connection is already gone
+                log.debug("%s: abort failed", s.name, exc_info=True)
+        self._join(workers, time.monotonic() + self._wind_up_s, warn=False)
+
     @staticmethod
-    def _join(threads: list[threading.Thread], deadline: float | None) -> None:
-        for t in threads:
-            while t.is_alive() and (deadline is None or time.monotonic() < deadline):
-                t.join(0.2)
-            if t.is_alive():
-                log.warning("%s did not end in time: left behind", t.name)
+    def _join(workers: list[_Worker], deadline: float | None, warn: bool = True) -> None:
+        for w in workers:
+            if not w.began.wait(BEGIN_WAIT_S):
+                continue  # Ctrl-C cut its start short: it never ran
+            while not w.done.is_set() and (deadline is None or time.monotonic() < deadline):
+                w.done.wait(0.2)
+            if warn and not w.done.is_set():
+                log.warning("%s did not end in time: left behind", w.name)
+
+
+#: How long a thread just started may take to begin its work.
+BEGIN_WAIT_S = 1.0
+
+
+@dataclass(frozen=True)
+class _Worker:
+    """A thread of :meth:`GuestSet._threads`: set ``began`` first, ``done`` when its work
+    has ended.
+
+    Waited for with these events, not ``Thread.join``/``is_alive``: a join that Ctrl-C
+    interrupts can mark a thread that still runs as ended (CPython 3.11's
+    ``Thread._wait_for_tstate_lock``), and Ctrl-C may come while the threads start."""
+
+    name: str
+    began: threading.Event = field(default_factory=threading.Event)
+    done: threading.Event = field(default_factory=threading.Event)

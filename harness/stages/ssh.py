@@ -12,6 +12,7 @@ import base64
 import logging
 import shlex
 import socket
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,6 +52,10 @@ class Guest:
         self.client: paramiko.SSHClient | None = None
         self.persistent = True
         self._shell: _Shell | None = None
+        self._exec_chan: paramiko.Channel | None = None  # run_exec's command in flight
+        self._cuts = 0  # commands cut off so far (abort(), a deadline's watchdog)
+        self._cut_why = ""  # why the last one was
+        self._in_flight: object | None = None  # the token of the run() in progress
 
     def _new_client(self) -> paramiko.SSHClient:
         client = paramiko.SSHClient()
@@ -121,36 +126,107 @@ class Guest:
             delay = min(delay * 1.5, 5.0)
 
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0, on_line: LineSink | None = None) -> CmdResult:
+            kill_after: float = 10.0, on_line: LineSink | None = None,
+            deadline_s: float | None = None) -> CmdResult:
         """Run ``command`` (a shell string) with a guest-side ``timeout`` and a host deadline.
 
         ``on_line``: called with each line of stdout as the guest prints it (progress);
         the result's ``stdout`` is the exact output all the same.
+        ``deadline_s``: the host waits no longer than this, opening a shell included
+        (default: ``timeout + kill_after`` and a margin for the shell itself).
 
         Goes through one persistent ``/bin/sh`` channel: every new SSH session
         costs seconds under TCG (sshd + PAM + the user's login-shell rc files over
         9p), a command on the open shell costs milliseconds.  Falls back to one
         SSH exec per command if that shell cannot be used.
         Exit code 124 from coreutils ``timeout`` is reported as ``timed_out``.
+
+        An exception that ends the wait (Ctrl-C, SIGTERM, ``SystemExit``) closes that
+        shell and forgets it: the command may still be running in it, and a next command
+        written to it would wait behind the interrupted one.  The next command opens a
+        fresh shell.
         """
         if self.client is None:
             raise SshError("not connected")
+        start = time.monotonic()
+        cuts = self._cuts
+        token = self._in_flight = object()
+        watchdog = None
+        if deadline_s is not None:
+            # paramiko waits for sshd's answer to a new session's command without a
+            # timeout: past the deadline, the channel is closed under it.
+            watchdog = threading.Timer(deadline_s + 1.0, self._cut, ("deadline", token))
+            watchdog.daemon = True
+            watchdog.start()
+        try:
+            res = self._run(command, timeout, cwd=cwd, kill_after=kill_after, on_line=on_line,
+                            deadline_s=deadline_s, start=start)
+        finally:
+            self._in_flight = None
+            if watchdog is not None:
+                watchdog.cancel()
+        if self._cuts != cuts and res.exit_code is None:
+            if self._cut_why == "deadline":
+                return CmdResult(command, None, res.stdout, res.stderr, res.duration_s, True,
+                                 _no_exit_status(timeout, deadline_s))
+            # abort(): not the shell's fault, nothing to retry
+            return CmdResult(command, None, res.stdout, res.stderr, res.duration_s, False,
+                             "cut off: the harness is stopping")
+        return res
+
+    def _run(self, command: str, timeout: float, *, cwd: str | None, kill_after: float,
+             on_line: LineSink | None, deadline_s: float | None, start: float) -> CmdResult:
+        assert self.client is not None
         if self.persistent:
+            cuts = self._cuts
+            if self._shell is not None and self._shell.chan.closed:
+                self._shell = None  # closed while idle (abort() between two commands)
             try:
                 if self._shell is None:
-                    self._shell = _Shell(self.client)
+                    self._shell = _Shell(self.client, open_timeout=deadline_s)
+                    self._shell.start()
                 return self._shell.run(command, timeout, cwd=cwd, kill_after=kill_after,
-                                       on_line=on_line)
+                                       on_line=on_line, deadline_s=deadline_s, since=start)
             except _ShellBroken as e:
-                log.debug("ssh: persistent shell unusable (%s); one session per command", e)
                 self._shell = None
+                if self._cuts != cuts:  # cut off (run() says why): nothing to retry
+                    return CmdResult(command, None, "", "", time.monotonic() - start, False,
+                                     "cut off")
+                log.debug("ssh: persistent shell unusable (%s); one session per command", e)
                 if e.result is not None:
                     return e.result
                 self.persistent = False
-        return self.run_exec(command, timeout, cwd=cwd, kill_after=kill_after, on_line=on_line)
+            except BaseException:
+                shell, self._shell = self._shell, None
+                if shell is not None:
+                    shell.close()
+                raise
+        return self.run_exec(command, timeout, cwd=cwd, kill_after=kill_after, on_line=on_line,
+                             deadline_s=deadline_s)
+
+    def abort(self) -> None:
+        """Cut off the command in flight, from another thread (a ``--parallel`` run being
+        stopped): its channel is closed, so its wait ends at once with no exit status
+        (error ``cut off: ...``), and it is not tried again.  The command itself may go
+        on in the guest; the next ``run`` opens a fresh shell."""
+        self._cut("abort", None)
+
+    def _cut(self, why: str, token: object | None) -> None:
+        """Close the channel a command waits on (``token``: only if that ``run`` still
+        waits: a watchdog that fires late)."""
+        if token is not None and token is not self._in_flight:
+            return
+        self._cut_why = why
+        self._cuts += 1
+        shell, chan = self._shell, self._exec_chan
+        if shell is not None:
+            shell.close()
+        if chan is not None:
+            chan.close()
 
     def run_exec(self, command: str, timeout: float, *, cwd: str | None = None,
-                 kill_after: float = 10.0, on_line: LineSink | None = None) -> CmdResult:
+                 kill_after: float = 10.0, on_line: LineSink | None = None,
+                 deadline_s: float | None = None) -> CmdResult:
         """Run ``command`` in its own SSH session (exec channel)."""
         if self.client is None:
             raise SshError("not connected")
@@ -163,14 +239,15 @@ class Guest:
         out: list[bytes] = []
         err: list[bytes] = []
         lines = _LineSplitter(on_line)
+        chan: paramiko.Channel | None = None
         try:
             transport = self.client.get_transport()
             if transport is None:
                 raise SshError("SSH transport closed")
-            chan = transport.open_session()
+            chan = self._exec_chan = transport.open_session(timeout=deadline_s)
             chan.settimeout(1.0)
             chan.exec_command(wrapped)
-            deadline = start + timeout + kill_after + 15
+            deadline = start + (timeout + kill_after + 15 if deadline_s is None else deadline_s)
             while True:
                 got = False
                 if chan.recv_ready():
@@ -187,7 +264,7 @@ class Guest:
                     chan.close()
                     return CmdResult(command, None, _dec(out), _dec(err),
                                      time.monotonic() - start, True,
-                                     f"no exit status after {timeout:.0f}s")
+                                     _no_exit_status(timeout, deadline_s))
                 if chan.closed and not chan.exit_status_ready():
                     return CmdResult(command, None, _dec(out), _dec(err),
                                      time.monotonic() - start, False, "channel closed")
@@ -199,6 +276,12 @@ class Guest:
         except (paramiko.SSHException, OSError, EOFError, socket.timeout) as e:
             return CmdResult(command, None, _dec(out), _dec(err), time.monotonic() - start,
                              False, f"connection lost: {type(e).__name__}: {e}"[:200])
+        except BaseException:  # Ctrl-C, SIGTERM: this session is of no further use
+            if chan is not None:
+                chan.close()
+            raise
+        finally:
+            self._exec_chan = None
         return CmdResult(command, code, _dec(out), _dec(err), time.monotonic() - start,
                          timed_out=code == 124)
 
@@ -247,17 +330,28 @@ class _Shell:
     line each) and the two files, so the host reads exact outputs off one stream.
     """
 
-    def __init__(self, client: paramiko.SSHClient):
+    def __init__(self, client: paramiko.SSHClient, open_timeout: float | None = None):
+        """Open the session (then :meth:`start`; the caller holds the shell in between,
+        so that another thread can close its channel while sshd is slow to answer)."""
         transport = client.get_transport()
         if transport is None:
             raise _ShellBroken("no transport")
         try:
-            self.chan = transport.open_session()
-            self.chan.exec_command("exec /bin/sh")
+            self.chan = transport.open_session(timeout=open_timeout)
         except (paramiko.SSHException, OSError, EOFError) as e:
             raise _ShellBroken(f"cannot open a shell channel: {e}") from e
         self.buf = b""
         self.n = 0
+
+    def start(self) -> None:
+        try:
+            self.chan.exec_command("exec /bin/sh")
+        except (paramiko.SSHException, OSError, EOFError) as e:
+            self.close()
+            raise _ShellBroken(f"cannot open a shell channel: {e}") from e
+        except BaseException:
+            self.close()
+            raise
 
     def close(self) -> None:
         try:
@@ -293,13 +387,19 @@ class _Shell:
         return data
 
     def run(self, command: str, timeout: float, *, cwd: str | None, kill_after: float,
-            on_line: LineSink | None = None) -> CmdResult:
+            on_line: LineSink | None = None, deadline_s: float | None = None,
+            since: float | None = None) -> CmdResult:
+        """``deadline_s``: the most seconds to wait, counted from ``since`` (default: now;
+        the caller's time includes opening this shell)."""
         self.n += 1
         n = self.n
         script = shell_script(n, command, timeout, cwd=cwd, kill_after=kill_after,
                               stream=on_line is not None)
         start = time.monotonic()
-        deadline = start + timeout + kill_after + 30
+        if deadline_s is None:
+            deadline = start + timeout + kill_after + 30
+        else:
+            deadline = (start if since is None else since) + deadline_s
         streamed = f"@@O {n} ".encode()
         try:
             self.chan.sendall(script.encode())
@@ -318,7 +418,7 @@ class _Shell:
             self.close()
             raise _ShellBroken("timed out", CmdResult(
                 command, None, "", "", time.monotonic() - start, True,
-                f"no exit status after {timeout:.0f}s")) from None
+                _no_exit_status(timeout, deadline_s))) from None
         except (paramiko.SSHException, OSError, EOFError, ValueError) as ex:
             self.close()
             took = time.monotonic() - start
@@ -328,9 +428,20 @@ class _Shell:
             # here (caller falls back to one session per command).  Otherwise the
             # guest or the connection went away while the command ran.
             raise _ShellBroken(str(ex), None if n == 1 and took < 5 else lost) from ex
+        except BaseException:
+            # Ctrl-C, SIGTERM, exit while the command runs: the shell may still be busy
+            # with it and would run the next command only after it.  Never used again.
+            self.close()
+            raise
         return CmdResult(command, code, o.decode("utf-8", "replace"),
                          e.decode("utf-8", "replace"), time.monotonic() - start,
                          timed_out=code == 124)
+
+
+def _no_exit_status(timeout: float, deadline_s: float | None) -> str:
+    if deadline_s is None:
+        return f"no exit status after {timeout:.0f}s"
+    return f"no exit status within {deadline_s:g}s (the host's limit)"
 
 
 def shell_script(n: int, command: str, timeout: float, *, cwd: str | None, kill_after: float,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Protocol, TextIO
 
-from harness.errors import UserError
+from harness.errors import UserError, is_interrupt, stop_reason
 from harness.model import Status, SuiteRun
 from harness.parse.ktap import KtapResult, parse_ktap
 from harness.stages.suitetable import (
@@ -45,7 +45,7 @@ __all__ = [
     "CORE_CASES", "KMEM_CASES", "MARKER", "MEMCONTROL_CASES", "MEMCONTROL_FEATURE_CASES",
     "MM_CASES", "PERCPU_BASIC", "PERCPU_BASIC_WHY", "RECHARGE_CASES", "SCENARIOS_CASES",
     "SCRATCH", "SOAK_CASES", "SOAK_FEATURE_CASES", "STRESS_DEFAULT_S", "SUITES", "SYSCTL",
-    "SYSCTL_PATH", "KnownFailure", "Runner", "Suite", "apply_known_failures",
+    "SYSCTL_PATH", "KnownFailure", "Runner", "Suite", "apply_known_failures", "halted",
     "narrow_to_cases", "not_run", "run_suite", "run_suites", "select_suites", "suite_key",
     "with_stress_seconds",
 ]
@@ -343,23 +343,61 @@ def run_suites(
     alive: Callable[[], bool] | None = None,
     feature: bool | None = None,
     progress_stream: TextIO | None = None,
+    into: list[SuiteRun] | None = None,
+    stopped: Callable[[], BaseException | None] | None = None,
 ) -> list[SuiteRun]:
-    """Run ``suites`` in order; once the guest is gone the rest are NOTRUN."""
+    """Run ``suites`` in order; once the guest is gone the rest are NOTRUN.
+
+    ``into``: the list each run is appended to as it ends (and returned).  When an
+    exception ends the suites early (Ctrl-C, SIGTERM, a full disk) the exception goes on,
+    and ``into`` holds the suites that finished, the one it cut off (ERROR) and the rest
+    (NOTRUN): see :func:`halted`.
+    ``stopped``: what stopped the run from elsewhere, if anything (a ``--parallel`` run:
+    harness.stages.guests); then the suite whose command it cut off is an ERROR, no other
+    starts, and this returns.
+    """
     from harness.stages import inventory
 
-    runs: list[SuiteRun] = []
+    runs: list[SuiteRun] = [] if into is None else into
     dead: str | None = None
-    for s in suites:
+    for i, s in enumerate(suites):
+        why = stopped() if stopped is not None else None
+        if why is not None:
+            runs.extend(not_run(x, halted(why)[1]) for x in suites[i:])
+            break
         if dead is not None:
             runs.append(inventory.check(s, not_run(s, dead), feature))
             continue
-        r = run_suite(guest, s, dirs.get(s.origin), ktap_dir, timeout_scale=timeout_scale,
-                      wrapper_dir=dirs.get("own"), feature=feature,
-                      progress_stream=progress_stream)
+        start = time.monotonic()
+        try:
+            r = run_suite(guest, s, dirs.get(s.origin), ktap_dir, timeout_scale=timeout_scale,
+                          wrapper_dir=dirs.get("own"), feature=feature,
+                          progress_stream=progress_stream)
+        except BaseException as e:
+            error, rest = halted(e)
+            log.error("suites: %s -> ERROR (%s)", s.name, error)
+            runs.append(replace(not_run(s, error, Status.ERROR),
+                                duration_s=time.monotonic() - start))
+            runs.extend(not_run(x, rest) for x in suites[i + 1:])
+            raise
+        why = stopped() if stopped is not None else None
+        if why is not None and r.status is Status.ERROR and r.exit_code is None:
+            r = replace(not_run(s, halted(why)[0], Status.ERROR), duration_s=r.duration_s)
+            log.error("suites: %s -> ERROR (%s)", s.name, r.error)
         runs.append(r)
         if r.status == Status.ERROR and alive is not None and not alive():
             dead = f"not run: the guest died during {s.name}"
     return runs
+
+
+def halted(e: BaseException) -> tuple[str, str]:
+    """How ``e``, which stopped the run, is told in its suites: (the error of the suite it
+    cut off, the reason of those it kept from starting).  The inventory is not applied to
+    them: their cases are missing because of the stop, not because of the kernel."""
+    if is_interrupt(e):
+        return stop_reason(e), "not run: the run was interrupted"
+    why = f"the run stopped: {stop_reason(e)}"
+    return why, f"not run: {why}"
 
 
 _SYSCTL_SUFFIX = re.compile(r"\[sysctl=\d+\]$")

@@ -12,6 +12,7 @@ import shutil
 import stat
 import subprocess
 import textwrap
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -129,6 +130,10 @@ class FakeGuest:
     ready: Callable[[], bool] | None = None
     #: what ``dmesg`` prints
     dmesg: str = "[    0.0] Linux version 6.12\n"
+    #: each command's host-side bound (``run``'s ``deadline_s``), in the order of ``calls``
+    deadlines: list[float | None] = field(default_factory=list)
+    #: set by ``abort()`` (the harness cuts off the command in flight)
+    aborted: threading.Event = field(default_factory=threading.Event)
 
     @classmethod
     def factory(cls, **kw: object) -> Callable[..., FakeGuest]:
@@ -151,9 +156,13 @@ class FakeGuest:
     def close(self) -> None:
         pass
 
+    def abort(self) -> None:
+        self.aborted.set()
+
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
-            kill_after: float = 10.0, on_line: Callable[[str], None] | None = None
-            ) -> CmdResult:
+            kill_after: float = 10.0, on_line: Callable[[str], None] | None = None,
+            deadline_s: float | None = None) -> CmdResult:
+        self.deadlines.append(deadline_s)
         res = self._answer(command, timeout, cwd)
         if on_line is not None:  # as the real one: stdout line by line, then the result
             for l in res.stdout.splitlines():

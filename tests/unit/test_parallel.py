@@ -7,6 +7,7 @@ from __future__ import annotations
 import _thread
 import json
 import os
+import signal
 import threading
 import time
 from collections import defaultdict
@@ -21,9 +22,10 @@ from harness.errors import SshError
 from harness.model import Options
 from harness.modes import parallel
 from harness.modes.run import Pipeline
+from harness.stages import boot as bootmod
 from harness.stages import schedule, vm
 from harness.stages.ssh import CmdResult
-from harness.stages.suites import select_suites
+from harness.stages.suites import select_suites, suite_key
 
 from fakes import DEFAULT_KTAP, FakeGuest, make_project, write_exe, write_fake_vng
 
@@ -85,10 +87,10 @@ def _programs(**extra: object) -> dict[str, object]:
 
 
 def _run(tmp_path: Path, art: Path, project: Path, n: int | None, guests: Guests,
-         out: Path | None = None) -> Pipeline:
+         out: Path | None = None, **kw: object) -> Pipeline:
     opts = Options(command="test", out=out or tmp_path / f"out{n}", project=project,
                    cache=paths.cache_root(), argv=("test",), accel="tcg", kernel_dir=art,
-                   parallel=n)
+                   parallel=n, **kw)  # type: ignore[arg-type]
     p = Pipeline(opts, guest_factory=guests)
     p.code = p.run()  # type: ignore[attr-defined]
     return p
@@ -228,10 +230,15 @@ def _stop_events(monkeypatch: pytest.MonkeyPatch) -> dict[int, threading.Event]:
 
 def _until_stopped(stopped: dict[int, threading.Event],
                    first: Callable[[], None] = lambda: None) -> Callable[[FakeGuest, str], CmdResult]:
-    """A program that runs until its guest is stopped (then the connection is lost)."""
+    """A program that runs until its guest is stopped or the harness cuts off the command
+    (``abort``; then the connection is lost).  It waits in short steps: an interrupt of
+    the main thread (``_thread.interrupt_main``) is raised between two steps."""
     def answer(g: FakeGuest, command: str) -> CmdResult:
         first()
-        assert stopped[g.port].wait(30), "the guest was never stopped"
+        end = time.monotonic() + 30
+        while not (stopped[g.port].is_set() or g.aborted.is_set()):
+            assert time.monotonic() < end, "the guest was never stopped"
+            time.sleep(0.02)
         return CmdResult(command, None, "", "", 0.0, error="connection lost")
     return answer
 
@@ -239,20 +246,27 @@ def _until_stopped(stopped: dict[int, threading.Event],
 def test_an_exception_in_one_guest_stops_both(host, tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     art, project = host
     stopped = _stop_events(monkeypatch)
+    started = threading.Event()
 
     def disk_full(g: FakeGuest, command: str) -> CmdResult:
+        assert started.wait(10)
         raise OSError(28, "No space left on device")
 
     # test_core runs on guest-1, test_memcontrol on guest-2 (until its guest is stopped)
-    g = Guests(sysctl="0", programs={"test_core": disk_full,
-                                     "test_memcontrol": _until_stopped(stopped)})
+    g = Guests(sysctl="0", programs={"test_core": disk_full, "test_memcontrol": _until_stopped(
+        stopped, first=started.set)})
     start = time.monotonic()
     p = _run(tmp_path, art, project, 2, g)
     assert time.monotonic() - start < 30
     assert p.code == 2  # type: ignore[attr-defined]
     rec = record.load(p.run_dir)
     assert rec.stages["suites"].status == "ERROR" and "No space left" in rec.stages["suites"].detail
-    assert {v["status"] for v in rec.suites.values()} == {"NOTRUN"}
+    # what ran before stays; the two suites it cut off are errors, the rest not run
+    why = "the run stopped: OSError: [Errno 28] No space left on device"
+    got = {k: (v["status"], v.get("error")) for k, v in rec.suites.items()}
+    assert got.pop("test_core") == got.pop("test_memcontrol") == ("ERROR", why)
+    assert got.pop("scenarios[sysctl=1]") == ("PASS", None)  # before test_core on guest-1
+    assert set(got.values()) == {("PASS", None), ("NOTRUN", f"not run: {why}")}
     assert all(stopped[g.port].is_set() for g in g.made.values())
     _no_guest_left(p.run_dir)
 
@@ -270,6 +284,124 @@ def test_an_interrupt_stops_every_guest(host, tmp_path: Path, monkeypatch) -> No
     rec = record.load(p.run_dir)
     assert rec.group("results")["error"] == "interrupted by SIGINT"
     assert all(stopped[g.port].is_set() for g in g.made.values())
+    _no_guest_left(p.run_dir)
+
+
+@pytest.mark.parametrize("n,sig,keep", [
+    (1, "SIGINT", False), (1, "SIGINT", True), (2, "SIGINT", False), (2, "SIGINT", True),
+    (1, "SIGTERM", False), (2, "SIGTERM", True)])
+def test_an_interrupt_keeps_the_suites_that_finished(host, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                                     n: int, sig: str, keep: bool) -> None:
+    """Ctrl-C (SIGTERM) while a suite runs: the suites done before keep their results, the
+    one cut off is an ERROR, those not started are NOTRUN (all three in the summary,
+    junit.xml and metadata.json), no verdict; after Ctrl-C the kernel log is asked for
+    once more, briefly; after SIGTERM the guests are stopped at once (a SIGKILL may
+    follow soon); no guest is left (not even with --keep-vm-on-failure)."""
+    art, project = host
+    stopped = _stop_events(monkeypatch)
+    started = threading.Event()
+
+    def interrupt() -> None:
+        if n > 1:  # both guests busy with their suite first
+            assert started.wait(10)
+        if sig == "SIGINT":
+            _thread.interrupt_main()
+        else:  # raised in the main thread (harness.stages.boot.signals_raise)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    # one guest: Ctrl-C during test_memcontrol; two: during guest-1's test_core while
+    # guest-2 runs test_memcontrol
+    cut = {"test_memcontrol"} if n == 1 else {"test_memcontrol", "test_core"}
+    programs = ({"test_memcontrol": _until_stopped(stopped, first=interrupt)} if n == 1 else
+                {"test_memcontrol": _until_stopped(stopped, first=started.set),
+                 "test_core": _until_stopped(stopped, first=interrupt)})
+    g = Guests(sysctl="0", programs=programs)
+    start = time.monotonic()
+    p = _run(tmp_path, art, project, n, g, keep_vm_on_failure=keep)
+    assert time.monotonic() - start < 30
+    assert p.code == 2  # type: ignore[attr-defined]
+    plan = schedule.plan(select_suites(None), n)
+    want: dict[str, tuple[str, str | None]] = {}
+    for share in plan.guests:
+        names = [s.name for s in share]
+        i = next(i for i, x in enumerate(names) if x in cut)
+        want.update((x, ("PASS", None)) for x in names[:i])
+        want[names[i]] = ("ERROR", f"interrupted by {sig}")
+        want.update((x, ("NOTRUN", "not run: the run was interrupted")) for x in names[i + 1:])
+    assert {x for x, (st, _) in want.items() if st == "PASS"} >= {"recharge[sysctl=1]"}
+    rec = record.load(p.run_dir)
+    assert {k: (v["status"], v.get("error")) for k, v in rec.suites.items()} == want
+    assert rec.stages["suites"].status == "ERROR"
+    assert rec.stages["suites"].detail == f"interrupted by {sig}"
+    assert rec.group("results")["error"] == f"interrupted by {sig}"
+    assert rec.exit_code == 2
+    # junit.xml and summary.txt name a suite with the sysctl it ran at (test_kmem[sysctl=0])
+    suites_xml = {suite_key(str(ts.name)): ts
+                  for ts in JUnitXml.fromfile(str(p.run_dir / "junit.xml"))}
+    for name, (status, _) in want.items():
+        ts = suites_xml[name]
+        bad = int(ts.errors or 0) + int(ts.failures or 0)
+        assert (bad == 0) == (status == "PASS"), (name, status)
+    summary = (p.run_dir / "summary.txt").read_text()
+    rows = {suite_key(l.split()[1]): l for l in summary.splitlines() if l.startswith("suite ")}
+    for name, (status, _) in want.items():
+        assert rows[name].split()[2].lower() == status.lower(), rows[name]
+    assert "stopped before the suites" not in summary
+    assert "NO VERDICT" in summary.splitlines()[-1] and summary.rstrip().endswith("(exit 2)")
+    # the kernel log after Ctrl-C: one brief attempt per guest, on a fresh command;
+    # after SIGTERM none (the console log is scanned instead)
+    for name, guest in g.made.items():
+        dmesg = [d for c, d in zip(guest.commands, guest.deadlines) if c == "dmesg"]
+        if sig == "SIGTERM":
+            assert dmesg == [], name
+            continue
+        assert len(dmesg) == 1 and dmesg[0] is not None and dmesg[0] <= 20, (name, dmesg)
+    logs = ([p.run_dir / "dmesg.log"] if n == 1 else
+            [p.run_dir / f"guest-{i}" / "dmesg.log" for i in range(1, n + 1)])
+    assert all(f.is_file() == (sig == "SIGINT") for f in logs)
+    assert all(stopped[x.port].is_set() for x in g.made.values())
+    _no_guest_left(p.run_dir)
+
+
+@pytest.mark.parametrize("n", [1, 2])
+def test_a_second_ctrl_c_ends_the_wait_for_the_kernel_log(host, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                                         n: int) -> None:
+    """Ctrl-C again while the harness asks for the kernel log after the first: the guests
+    are stopped at once, and what finished before is still reported."""
+    art, project = host
+    stopped = _stop_events(monkeypatch)
+    started = threading.Event()
+    collect = bootmod.collect_dmesg
+
+    def slow_dmesg(guest: FakeGuest, vm_: vm.Vm, path: Path, *, brief: bool = False) -> None:
+        if not brief:
+            return collect(guest, vm_, path, brief=brief)
+        _thread.interrupt_main()  # the user does not wait for it
+        end = time.monotonic() + 10
+        while vm_.alive() and time.monotonic() < end:
+            time.sleep(0.02)
+        assert not vm_.alive(), "the guest was not stopped after the second Ctrl-C"
+
+    monkeypatch.setattr(bootmod, "collect_dmesg", slow_dmesg)
+
+    def interrupt() -> None:
+        if n > 1:
+            assert started.wait(10)
+        _thread.interrupt_main()
+
+    programs = ({"test_memcontrol": _until_stopped(stopped, first=interrupt)} if n == 1 else
+                {"test_memcontrol": _until_stopped(stopped, first=started.set),
+                 "test_core": _until_stopped(stopped, first=interrupt)})
+    start = time.monotonic()
+    p = _run(tmp_path, art, project, n, Guests(sysctl="0", programs=programs))
+    assert time.monotonic() - start < 20
+    assert p.code == 2  # type: ignore[attr-defined]
+    rec = record.load(p.run_dir)
+    assert rec.suites["recharge[sysctl=1]"]["status"] == "PASS"
+    # the suite cut off: an ERROR, or NOTRUN if its thread had not said so by then
+    assert rec.suites["test_memcontrol"]["status"] in ("ERROR", "NOTRUN")
+    assert rec.suites["test_kmem"]["status"] == "NOTRUN"
+    assert len(rec.suites) == len(select_suites(None))
     _no_guest_left(p.run_dir)
 
 

@@ -89,6 +89,41 @@ def test_guest_setup_records_facts_or_why_not(tmp_path: Path) -> None:
     assert "[exit 0]" in (tmp_path / "setup.log").read_text()
 
 
+class _Alive:
+    def __init__(self, up: bool = True) -> None:
+        self.up = up
+
+    def alive(self) -> bool:
+        return self.up
+
+
+def test_collect_dmesg_once_while_alive_briefly_when_stopping(tmp_path: Path, caplog) -> None:  # type: ignore[no-untyped-def]
+    from harness.stages.ssh import CmdResult
+
+    g = FakeGuest(dmesg="log\n")
+    out = tmp_path / "dmesg.log"
+    bootmod.collect_dmesg(g, _Alive(False), out)  # type: ignore[arg-type]
+    assert not out.exists() and g.calls == []
+    bootmod.collect_dmesg(g, _Alive(), out, brief=True)  # type: ignore[arg-type]
+    assert out.read_text() == "log\n" and g.deadlines == [bootmod.DMESG_BRIEF_S]
+    bootmod.collect_dmesg(g, _Alive(), out)  # type: ignore[arg-type]
+    assert len(g.calls) == 1  # once
+    out.unlink()
+    slow = FakeGuest(programs={})
+    slow._answer = lambda c, t, w: CmdResult(c, None, "", "", 20.0, True,  # type: ignore[method-assign]
+                                             "no exit status within 20s (the host's limit)")
+    with caplog.at_level("WARNING", logger="harness.stages.boot"):
+        bootmod.collect_dmesg(slow, _Alive(), out, brief=True)  # type: ignore[arg-type]
+    assert not out.exists() and "no dmesg (no exit status within 20s" in caplog.text
+
+    def broken(*a: object, **k: object) -> CmdResult:
+        raise OSError("gone")
+
+    slow.run = broken  # type: ignore[method-assign]
+    bootmod.collect_dmesg(slow, _Alive(), out)  # type: ignore[arg-type]
+    assert not out.exists()
+
+
 def test_configure_owns_fragments_and_build_dir_keys(env) -> None:  # type: ignore[no-untyped-def]
     tree, project, _ = env
     frags = configmod.fragments_for(project, tree, "tiny")

@@ -1,16 +1,22 @@
-"""ssh: back-off/deadline, run with timeouts, SFTP, host-key pinning (against a local sshd)."""
+"""ssh: back-off/deadline, run with timeouts, SFTP, host-key pinning (against a local sshd);
+the ways a command ends early (Ctrl-C, abort(), the host's deadline), also against a
+stand-in channel."""
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 
+import paramiko
 import pytest
 
-from harness.errors import SshError
+from harness.errors import Interrupted, SshError
 from harness.stages import vm
 from harness.stages.ssh import Guest
 
@@ -156,3 +162,276 @@ def test_connect_deadline_while_not_ready(tmp_path: Path) -> None:
     g = Guest("127.0.0.1", vm.free_port(), "root", tmp_path / "nokey")
     with pytest.raises(SshError, match="not answering after 1s .the guest never reported ready"):
         g.connect(1.0, ready=lambda: False)
+
+
+class _Channel:
+    """A session channel running the persistent shell (harness.stages.ssh._Shell), or one
+    exec'd command: answers the shell's scripts from ``answers`` (a key the script
+    contains -> the command's stdout; ``None``: a program that runs on and prints one
+    progress line, then nothing)."""
+
+    def __init__(self, client: "_Client") -> None:
+        self.client = client
+        self.command = ""
+        self.sent: list[str] = []
+        self.buf = b""
+        self.closed = False
+        self.lock = threading.Lock()
+        self.busy = threading.Event()  # the shell is running a command that does not end
+        self.exit: int | None = None  # an exec'd command's exit status, once it ended
+
+    def exec_command(self, command: str) -> None:
+        self.command = command
+        if self.client.fail_exec is not None:
+            raise self.client.fail_exec
+        if self.client.hang_exec:  # sshd never answers; paramiko waits until closed
+            while not self.closed:
+                time.sleep(0.01)
+            raise paramiko.SSHException("Channel closed.")
+        if command != "exec /bin/sh":  # one command in a session of its own (run_exec)
+            out = next((v for k, v in self.client.answers.items() if k in command), "")
+            if out is None:
+                self.busy.set()
+            else:
+                self.buf, self.exit = out.encode(), 0
+
+    # the exec channel's side (Guest.run_exec)
+    def recv_ready(self) -> bool:
+        return bool(self.buf)
+
+    def recv_stderr_ready(self) -> bool:
+        return False
+
+    def exit_status_ready(self) -> bool:
+        exc = self.client.raise_in_recv
+        if exc is not None:
+            self.client.raise_in_recv = None
+            raise exc
+        return self.exit is not None
+
+    def recv_exit_status(self) -> int:
+        assert self.exit is not None
+        return self.exit
+
+    def settimeout(self, t: float) -> None:
+        pass
+
+    def sendall(self, data: bytes) -> None:
+        if self.closed:
+            raise OSError("Socket is closed")
+        script = data.decode()
+        self.sent.append(script)
+        if self.busy.is_set():  # a shell still busy reads the next command later
+            return
+        m = re.search(r"@@RC (\d+) ", script)
+        assert m is not None
+        n = m.group(1)
+        out = next((v for k, v in self.client.answers.items() if k in script), "")
+        with self.lock:
+            if out is None:
+                self.busy.set()
+                self.buf += f"@@O {n} progress\n".encode()
+                return
+            self.buf += f"@@RC {n} 0\n{len(out)}\n0\n{out}".encode()
+
+    def recv(self, size: int) -> bytes:
+        with self.lock:
+            if self.closed:
+                return b""
+            exc = self.client.raise_in_recv
+            if exc is not None and self.busy.is_set() and not self.buf:
+                self.client.raise_in_recv = None
+                raise exc
+            data, self.buf = self.buf[:size], self.buf[size:]
+        if data:
+            return data
+        time.sleep(0.01)
+        raise socket.timeout("timed out")
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class _Client:
+    """Stands in for paramiko.SSHClient: ``get_transport().open_session()``."""
+
+    def __init__(self, answers: dict[str, str | None]):
+        self.answers = answers
+        self.channels: list[_Channel] = []
+        self.raise_in_recv: BaseException | None = None
+        self.fail_exec: BaseException | None = None  # raised by the next exec_command
+        self.hang_exec = False  # exec_command waits until its channel is closed
+
+    def get_transport(self) -> "_Client":
+        return self
+
+    def open_session(self, timeout: float | None = None) -> _Channel:
+        self.channels.append(_Channel(self))
+        return self.channels[-1]
+
+    def close(self) -> None:
+        pass
+
+
+def _guest(client: _Client) -> Guest:
+    g = Guest("127.0.0.1", 22, "root", Path("key"))
+    g.client = client  # type: ignore[assignment]
+    return g
+
+
+@pytest.mark.parametrize("exc", [KeyboardInterrupt(), Interrupted("SIGTERM"), SystemExit(1)])
+def test_an_interrupted_command_leaves_no_busy_shell_behind(exc: BaseException) -> None:
+    """Ctrl-C (SIGTERM, exit) while waiting for a command: its shell is closed and
+    dropped, so that the next command (dmesg in the cleanup) gets a fresh shell at once
+    instead of queueing behind the interrupted program."""
+    client = _Client({"dmesg": "[    0.0] Linux version 6.12\n", "scenarios": None})
+    g = _guest(client)
+    client.raise_in_recv = exc
+    with pytest.raises(type(exc)):
+        g.run("scenarios", 600, on_line=lambda l: None)
+    busy = client.channels[0]
+    assert busy.closed and g._shell is None
+    start = time.monotonic()
+    r = g.run("dmesg", 20)
+    assert r.exit_code == 0 and r.stdout == "[    0.0] Linux version 6.12\n"
+    assert time.monotonic() - start < 5
+    assert len(client.channels) == 2 and not busy.sent[1:]  # nothing more to the old shell
+
+
+def test_ctrl_c_in_an_output_callback_closes_the_shell_too() -> None:
+    client = _Client({"dmesg": "log\n", "scenarios": None})
+    g = _guest(client)
+
+    def ctrl_c(line: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        g.run("scenarios", 600, on_line=ctrl_c)
+    assert client.channels[0].closed and g._shell is None
+    assert g.run("dmesg", 20).stdout == "log\n"
+
+
+def test_deadline_bounds_the_host_wait() -> None:
+    """``deadline_s``: the host gives up then, whatever the command's own timeout."""
+    client = _Client({"scenarios": None, "dmesg": "log\n"})
+    g = _guest(client)
+    start = time.monotonic()
+    r = g.run("scenarios", 600, deadline_s=0.5)
+    assert time.monotonic() - start < 3
+    assert r.exit_code is None and r.timed_out and "0.5s" in (r.error or "")
+    assert client.channels[0].closed and g._shell is None
+    assert g.run("dmesg", 20).stdout == "log\n"
+
+
+def test_abort_cuts_off_the_command_in_flight_from_another_thread() -> None:
+    """``abort()`` (the harness stopping a --parallel run): the command waiting in another
+    thread ends at once without a result and is not tried again in a session of its
+    own; the next command opens a fresh shell."""
+    client = _Client({"scenarios": None, "dmesg": "log\n"})
+    g = _guest(client)
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(g.run("scenarios", 600)))
+    t.start()
+    end = time.monotonic() + 5
+    while not (client.channels and client.channels[0].busy.is_set()):
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    start = time.monotonic()
+    g.abort()
+    t.join(5)
+    assert not t.is_alive() and time.monotonic() - start < 2
+    r = got[0]
+    assert r.exit_code is None and not r.timed_out and "cut off" in (r.error or "")
+    assert len(client.channels) == 1 and g.persistent  # not run again by an exec
+    assert g.run("dmesg", 20).stdout == "log\n" and len(client.channels) == 2
+    g.abort()  # between two commands: the idle shell is closed, the next one opens another
+    assert g.run("dmesg", 20).stdout == "log\n" and len(client.channels) == 3
+
+
+def test_one_session_per_command_ends_on_ctrl_c_abort_and_deadline() -> None:
+    """Without the persistent shell (``run_exec``): the same ways out, each closing its
+    session."""
+    client = _Client({"scenarios": None, "dmesg": "log\n"})
+    g = _guest(client)
+    g.persistent = False
+    start = time.monotonic()
+    r = g.run("scenarios", 600, deadline_s=0.3)
+    assert r.timed_out and "within 0.3s" in (r.error or "") and time.monotonic() - start < 3
+    assert client.channels[-1].closed
+    client.raise_in_recv = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        g.run("scenarios", 600)
+    assert client.channels[-1].closed and g._exec_chan is None
+    got: list = []
+    t = threading.Thread(target=lambda: got.append(g.run("scenarios", 600)))
+    t.start()
+    end = time.monotonic() + 5
+    while len(client.channels) < 3 or not client.channels[2].busy.is_set():
+        assert time.monotonic() < end
+        time.sleep(0.01)
+    g.abort()
+    t.join(5)
+    assert not t.is_alive() and got[0].exit_code is None and "cut off" in (got[0].error or "")
+    assert g.run("dmesg", 20).stdout == "log\n"
+
+
+@pytest.mark.parametrize("persistent", [True, False])
+def test_deadline_holds_while_sshd_does_not_answer(persistent: bool) -> None:
+    """The deadline also bounds the wait for sshd to start the shell (or the command):
+    paramiko has no timeout there, a watchdog closes the channel."""
+    client = _Client({"dmesg": "log\n"})
+    client.hang_exec = True
+    g = _guest(client)
+    g.persistent = persistent
+    start = time.monotonic()
+    r = g.run("dmesg", 20, deadline_s=0.3)
+    assert time.monotonic() - start < 3
+    assert r.exit_code is None and r.timed_out and "within 0.3s" in (r.error or "")
+    assert client.channels[0].closed and g.persistent == persistent
+    client.hang_exec = False
+    assert g.run("dmesg", 20, deadline_s=5).stdout == "log\n"
+
+
+def test_ctrl_c_while_a_shell_opens_closes_its_channel() -> None:
+    client = _Client({"dmesg": "log\n"})
+    g = _guest(client)
+    client.fail_exec = KeyboardInterrupt()
+    with pytest.raises(KeyboardInterrupt):
+        g.run("dmesg", 20)
+    assert client.channels[0].closed and g._shell is None and g.persistent
+    client.fail_exec = None
+    assert g.run("dmesg", 20).stdout == "log\n"
+
+
+def test_an_interrupted_command_does_not_hold_the_next_one(sshd) -> None:  # type: ignore[no-untyped-def]
+    """The same against a real sshd: the interrupted program goes on in the old shell,
+    the next command does not wait for it."""
+    port, d = sshd
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    g.connect(20.0)
+
+    def ctrl_c(line: str) -> None:
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        g.run("echo started; sleep 20; echo late", 60, on_line=ctrl_c)
+    start = time.monotonic()
+    r = g.run("echo next", 30)
+    assert r.exit_code == 0 and r.stdout == "next\n"
+    assert time.monotonic() - start < 10
+    # abort() from another thread ends the wait of a command at once, streamed or not
+    for stream in (None, lambda l: None):
+        got: list = []
+        t = threading.Thread(target=lambda s=stream, got=got: got.append(
+            g.run("sleep 20", 60, on_line=s)))
+        t.start()
+        time.sleep(1.0)
+        start = time.monotonic()
+        g.abort()
+        t.join(10)
+        assert not t.is_alive() and time.monotonic() - start < 5
+        assert got[0].exit_code is None and "cut off" in (got[0].error or "")
+        r = g.run("echo next", 30)
+        assert r.stdout == "next\n" and time.monotonic() - start < 10
+    assert g.persistent
+    g.close()

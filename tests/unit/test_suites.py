@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import UserError
+from harness.errors import Interrupted, UserError
 from harness.model import Status
 from harness.stages import suites
 from harness.stages.ssh import CmdResult
@@ -226,3 +226,52 @@ def test_case_selection_rejects_an_unknown_case():
 
     with _pytest.raises(UserError, match="no_such_case"):
         select_suites(["recharge"], cases=("no_such_case",))
+
+
+def _three(tmp_path: Path) -> tuple[list[suites.Suite], dict[str, Path | None]]:
+    table = [suites.Suite(x, "cgroup", "test_core") for x in ("a", "b", "c")]
+    return table, {"cgroup": _prog_dir(tmp_path, "test_core")}
+
+
+@pytest.mark.parametrize("exc,why,rest", [
+    (KeyboardInterrupt(), "interrupted by SIGINT", "not run: the run was interrupted"),
+    (Interrupted("SIGTERM"), "interrupted by SIGTERM", "not run: the run was interrupted"),
+    (OSError(28, "No space left on device"),
+     "the run stopped: OSError: [Errno 28] No space left on device",
+     "not run: the run stopped: OSError: [Errno 28] No space left on device"),
+])
+def test_an_exception_keeps_the_suites_that_finished(tmp_path: Path, exc: BaseException,
+                                                     why: str, rest: str) -> None:
+    """Ctrl-C (or anything else) during suite b: a's result stays in ``into``, b is the
+    ERROR, c was not run; the exception goes on."""
+    table, dirs = _three(tmp_path)
+
+    def stop(g: FakeGuest, command: str) -> CmdResult:
+        raise exc
+
+    g = FakeGuest(program=CmdResult("x", 0, KTAP_OK, "", 1.0), programs={"begin b'": stop})
+    runs: list = []
+    with pytest.raises(type(exc)):
+        suites.run_suites(g, table, dirs, tmp_path / "k", into=runs)
+    assert [(r.name, r.status, r.error) for r in runs] == [
+        ("a", Status.PASS, None), ("b", Status.ERROR, why), ("c", Status.NOTRUN, rest)]
+    assert not [c for c in g.commands if "begin c'" in c]
+
+
+def test_a_run_stopped_from_elsewhere_ends_after_the_suite_it_cut_off(tmp_path: Path) -> None:
+    """``stopped``: another thread stopped the run (and cut off b's command): b is the
+    ERROR, c is not started, and nothing is raised here."""
+    table, dirs = _three(tmp_path)
+    why: list[BaseException] = []
+
+    def cut_off(g: FakeGuest, command: str) -> CmdResult:
+        why.append(KeyboardInterrupt())
+        return CmdResult(command, None, "", "", 0.5, error="connection lost: EOFError")
+
+    g = FakeGuest(program=CmdResult("x", 0, KTAP_OK, "", 1.0), programs={"begin b'": cut_off})
+    runs = suites.run_suites(g, table, dirs, tmp_path / "k", alive=lambda: not why,
+                             stopped=lambda: why[0] if why else None)
+    assert [(r.name, r.status, r.error) for r in runs] == [
+        ("a", Status.PASS, None), ("b", Status.ERROR, "interrupted by SIGINT"),
+        ("c", Status.NOTRUN, "not run: the run was interrupted")]
+    assert not [c for c in g.commands if "begin c'" in c]
