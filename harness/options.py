@@ -111,14 +111,18 @@ def add_run_options(sp: argparse.ArgumentParser, name: str) -> list[Forward]:
     return fwd
 
 
-def forward_args(args: argparse.Namespace, *, drop: tuple[str, ...] = ()) -> list[str]:
+def forward_args(args: argparse.Namespace, *, drop: tuple[str, ...] = (),
+                 command: str = "run") -> list[str]:
     """The ``run`` options the user gave (non-default values), as argv for a child run.
 
-    ``drop``: dests the caller sets itself (e.g. ``out``, ``series``, ``base``).
+    ``drop``: dests the caller sets itself (e.g. ``out``, ``series``, ``base``);
+    ``command``: the child's subcommand: only the options it takes (``apply`` takes no
+    guest option, ``build`` no suite).
     """
+    takes = {f.dest for f in add_run_options(argparse.ArgumentParser(add_help=False), command)}
     out: list[str] = []
     for f in add_run_options(argparse.ArgumentParser(add_help=False), "run"):
-        if f.dest in drop or not hasattr(args, f.dest):
+        if f.dest in drop or f.dest not in takes or not hasattr(args, f.dest):
             continue
         value = getattr(args, f.dest)
         if value is None or value == f.default or value == []:

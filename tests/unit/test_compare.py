@@ -255,6 +255,18 @@ def test_forward_args_keeps_only_what_the_user_set() -> None:
         "--jobs", "3", "--tcg-multithread", "--suite", "recharge", "--suite", "test_kmem"]
 
 
+def test_forward_args_only_what_the_child_command_takes() -> None:
+    """bench's `apply` and `build` children got `--parallel` (a run option) and exited 2."""
+    args = cli.build_parser().parse_args(
+        ["bench", "--parallel", "1", "--memory", "4G", "--profile", "debug", "--tree", "t",
+         "--out", "/tmp/x"])
+    assert rundir.forward_args(args, drop=("out",), command="apply") == ["--tree", "t"]
+    assert rundir.forward_args(args, drop=("out",), command="build") == [
+        "--tree", "t", "--profile", "debug"]
+    assert rundir.forward_args(args, drop=("out",)) == [
+        "--tree", "t", "--profile", "debug", "--memory", "4G", "--parallel", "1"]
+
+
 def test_base_build_recompiles_what_the_series_touches(tmp_path, capsys, monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """Objects of C files the series changes are deleted before the base build, so both
     build logs carry those files' warnings whatever state the shared build dir was in."""

@@ -121,7 +121,8 @@ def prepare_edit(s: Session, src: dict[str, Any]) -> Path | None:
         # First time: the harness applies it from the base, which rewrites every file
         # the series touches; done before the priming build so that it absorbs that.
         a = s.child("edit-apply", ["apply", "--series", str(edit),
-                                   *rundir.forward_args(s.args, drop=("out", "suite", "series"))])
+                                   *rundir.forward_args(s.args, drop=("out", "series"),
+                                                       command="apply")])
         info.branch_created = a.exit_code == 0
         if a.exit_code != 0:
             s.error("edit", f"the edit series did not apply: {rundir.describe(a)}")

@@ -60,10 +60,11 @@ def to_json(s: Session, head: dict[str, Any]) -> dict[str, Any]:
 def run(s: Session) -> None:
     """Every selected step; a step that cannot go on records an error and ends the run."""
     common = rundir.forward_args(s.args, drop=("out",))
-    common_no_suite = rundir.forward_args(s.args, drop=("out", "suite"))
+    common_no_suite = rundir.forward_args(s.args, drop=("out", "suite"), command="build")
     no_series = rundir.forward_args(s.args, drop=("out", "suite", "series"))
     # Where the tree is: an `apply` child (cheap when the series is unchanged).
-    ap = s.child("apply", ["apply", *common_no_suite])
+    ap = s.child("apply", ["apply", *rundir.forward_args(s.args, drop=("out",),
+                                                          command="apply")])
     src = ap.record().group("source")
     if ap.exit_code != 0 or not src.get("head_commit"):
         s.error("apply", f"the series did not apply: {rundir.describe(ap)}")
@@ -109,7 +110,9 @@ def _base_kernel(s: Session, src: dict[str, Any], no_series: list[str]) -> Path 
     if base_kernel is None and s.cfg.with_base:
         empty = s.run_dir / "base.series"
         empty.write_text("# empty: the unpatched base (recharge-harness bench)\n")
-        bb = s.child("base-build", ["build", "--series", str(empty), *no_series])
+        bb = s.child("base-build", ["build", "--series", str(empty),
+                                    *rundir.forward_args(s.args, drop=("out", "series"),
+                                                         command="build")])
         s.steps["base_build"] = summarize_child(bb)
         if bb.exit_code == 0 and bb.file("kernel/bzImage"):
             base_kernel = bb.file("kernel/bzImage")
