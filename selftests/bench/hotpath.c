@@ -620,6 +620,22 @@ static const char *recharge_skip(void)
 	return NULL;
 }
 
+/* One read(2) pass by @ag over the @nr files of case @name; 0 or a reported failure. */
+static int read_files(struct agent *ag, const char *dir, const char *name,
+		     int nr, long len)
+{
+	char path[PATH_MAX];
+	int i;
+
+	for (i = 0; i < nr; i++) {
+		snprintf(path, sizeof(path), "%s/rh_rc_%s_%d_%d", dir, name,
+			 getpid(), i);
+		if (agent_do(ag, AG_READ, path, 0, len, 0) != len)
+			return rh_fail("read %s failed", path);
+	}
+	return 0;
+}
+
 /*
  * @nr writer memcgs each charged with a @len file; one process in "owner"
  * maps (mapped=true) every file, or reads them after the writers are gone.
@@ -700,13 +716,9 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 		for (passes = 1;; passes++) {
 			double tp = now_s();
 
-			for (i = 0; i < nr; i++) {
-				snprintf(path, sizeof(path), "%s/rh_rc_%s_%d_%d",
-					 dir, name, getpid(), i);
-				if (agent_do(&ag, AG_READ, path, 0, len, 0) != len) {
-					ret = rh_fail("read %s failed", path);
-					goto out;
-				}
+			if (read_files(&ag, dir, name, nr, len)) {
+				ret = RH_FAIL;
+				goto out;
 			}
 			if (t_first < 0)
 				t_first = now_s() - tp;
@@ -756,13 +768,9 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 		 * moving pass took beyond it is the deferred path's own
 		 * cost, the throughput the offline worker compares with.
 		 */
-		for (i = 0; i < nr; i++) {
-			snprintf(path, sizeof(path), "%s/rh_rc_%s_%d_%d",
-				 dir, name, getpid(), i);
-			if (agent_do(&ag, AG_READ, path, 0, len, 0) != len) {
-				ret = rh_fail("read %s failed", path);
-				goto out;
-			}
+		if (read_files(&ag, dir, name, nr, len)) {
+			ret = RH_FAIL;
+			goto out;
 		}
 		t_plain = now_s() - tp;
 		report_value(name, "plain_read_pass_ms", "ms", t_plain * 1000);
