@@ -166,31 +166,31 @@ SUITES: tuple[Suite, ...] = (
           timeout_s=900, expected_s=30, description="recharging scenarios, feature on",
           cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),
     Suite("recharge[sysctl=0]", "own", "test_recharge", args=("--control",), sysctl=0,
-          needs_sysctl=False, timeout_s=900, expected_s=30,
+          needs_sysctl=False, timeout_s=900, expected_s=45,
           description="the same scenarios as control, feature off: memory must stay with the dead memcg",
           cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),
     Suite("scenarios[sysctl=1]", "own", "scenarios", sysctl=1, needs_sysctl=True,
-          timeout_s=1800, expected_s=240, description="extra scenarios (zombies, anon, limits, THP, ...), on",
+          timeout_s=1800, expected_s=370, description="extra scenarios (zombies, anon, limits, THP, ...), on",
           cases=SCENARIOS_CASES, feature_cases=SCENARIOS_CASES),
     Suite("scenarios[sysctl=0]", "own", "scenarios", sysctl=0, needs_sysctl=False,
-          timeout_s=1800, expected_s=120, description="the same scenarios as negative control, off",
+          timeout_s=1800, expected_s=340, description="the same scenarios as negative control, off",
           cases=SCENARIOS_CASES, feature_cases=SCENARIOS_CASES),
     # The kernel's own cgroup selftests run with recharging on where the kernel has
     # it (a defined state, not whatever the previous suite left), plainly elsewhere.
-    Suite("test_memcontrol", "cgroup", "test_memcontrol", sysctl=1, timeout_s=900, expected_s=40,
+    Suite("test_memcontrol", "cgroup", "test_memcontrol", sysctl=1, timeout_s=900, expected_s=20,
           description="kernel cgroup selftest: memory controller",
           cases=MEMCONTROL_CASES, feature_cases=MEMCONTROL_FEATURE_CASES),
     # test_kmem_basic needs negative dentries under "/" to stay cached; the 9p root
     # keeps none (see selftests/ext4-root.sh).
-    Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600, expected_s=20,
+    Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600, expected_s=12,
           wrapper="ext4-root.sh",
           description="kernel cgroup selftest: kernel memory accounting",
           known_failures=(PERCPU_BASIC,), cases=KMEM_CASES),
-    Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300, expected_s=5,
+    Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300, expected_s=2,
           description="kernel cgroup selftest: cgroup core", cases=CORE_CASES),
     # Not in the default selection (harness/stages/widenet.py): --suite soak, --suite mm.
     # soak: 120 s of stress-ng in churning memcgs (--soak-seconds), then its checks.
-    Suite("soak", "own", "soak", sysctl=1, timeout_s=900, expected_s=240, default=False,
+    Suite("soak", "own", "soak", sysctl=1, timeout_s=900, expected_s=200, default=False,
           case_arg=None,
           description="memory soak: memcg churn under stress-ng, then the system in order",
           cases=SOAK_CASES, feature_cases=SOAK_FEATURE_CASES),

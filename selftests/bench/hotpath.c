@@ -707,9 +707,16 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 		}
 	}
 	if (mapped) {
-		/* The offline worker does the moving: just watch. */
+		/*
+		 * The offline worker does the moving: just watch. It starts
+		 * after a deliberate delay (one walk per burst of rmdirs), so
+		 * its first move is timed too: from there on is its own pace.
+		 */
+		if (rh_poll(probe_moved, &mp, rh_ge, RH_PAGE, timeout_ms, 5,
+			    &v))
+			t_first = now_s() - t0;
 		if (rh_poll(probe_moved, &mp, rh_ge, total - 16 * RH_PAGE * nr,
-			    timeout_ms, 50, &v))
+			    timeout_ms, 20, &v))
 			t_moved = now_s() - t0;
 	} else {
 		/* Each read(2) pass moves what the deferred queue takes. */
@@ -747,6 +754,13 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 	report_value(name, "moved_ms", "ms", t_moved * 1000);
 	report_value(name, mapped ? "offline_worker_MiBps" : "deferred_MiBps",
 		     "MiB/s", t_moved > 0 ? moved / 1048576.0 / t_moved : 0);
+	if (mapped && t_first >= 0) {
+		report_value(name, "worker_first_move_ms", "ms", t_first * 1000);
+		if (t_moved > t_first)
+			report_value(name, "offline_worker_active_MiBps",
+				     "MiB/s",
+				     moved / 1048576.0 / (t_moved - t_first));
+	}
 	if (rh_poll(probe_dying, parent, rh_le, dying_base, timeout_ms, 50, &v))
 		gone_ms = (long)((now_s() - t0) * 1000);
 	if (gone_ms >= 0) {

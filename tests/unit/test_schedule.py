@@ -54,15 +54,15 @@ def test_memory_sizes_and_host_facts(tmp_path: Path) -> None:
 def test_lpt_longest_first_to_the_least_loaded_each_share_in_table_order() -> None:
     chosen = select_suites(None)
     p = schedule.plan(chosen, 2)
-    # scenarios[sysctl=1] (240 s) -> 1; scenarios[sysctl=0] (120), test_memcontrol (40),
-    # both recharge (30 + 30), test_kmem (20) -> 2 (240); test_core (5): tie -> 1
+    # scenarios[sysctl=1] (370 s) -> 1; scenarios[sysctl=0] (340) -> 2; recharge[sysctl=0]
+    # (45) -> 2 (385); recharge[sysctl=1] (30) -> 1 (400); test_memcontrol (20) -> 2 (405);
+    # test_kmem (12) -> 1 (412); test_core (2) -> 2 (407)
     assert [[s.name for s in share] for share in p.guests] == [
-        ["scenarios[sysctl=1]", "test_core"],
-        ["recharge[sysctl=1]", "recharge[sysctl=0]", "scenarios[sysctl=0]", "test_memcontrol",
-         "test_kmem"]]
-    assert p.facts()["expected_load_s"] == [245.0, 240.0]
+        ["recharge[sysctl=1]", "scenarios[sysctl=1]", "test_kmem"],
+        ["recharge[sysctl=0]", "scenarios[sysctl=0]", "test_memcontrol", "test_core"]]
+    assert p.facts()["expected_load_s"] == [412.0, 407.0]
     assert p.guest_of()["scenarios[sysctl=1]"] == "guest-1"
-    assert p.guest_of()["test_kmem"] == "guest-2"
+    assert p.guest_of()["test_kmem"] == "guest-1"
     facts = p.facts()
     assert facts["parallel"] == 2 and set(facts["guests"]) == {"guest-1", "guest-2"}
     assert set(facts["expected_from"].values()) == {"table"}
@@ -103,7 +103,7 @@ def test_recorded_durations_come_from_the_newest_comparable_run(tmp_path: Path) 
     assert got == {"test_core": 7.0} and src == str(out / "2")
     p = schedule.plan([s for s in suites.SUITES if s.name in names], 2, got, src)
     assert p.expected_s["test_core"] == 7.0 and p.source["test_core"] == str(out / "2")
-    assert p.expected_s["test_kmem"] == 20.0 and p.source["test_kmem"] == "table"
+    assert p.expected_s["test_kmem"] == 12.0 and p.source["test_kmem"] == "table"
     assert schedule.recorded_durations(out, out / "1", names, opts) == ({}, None)
     assert schedule.recorded_durations(tmp_path / "none", out / "5", names, opts) == ({}, None)
 
@@ -111,10 +111,10 @@ def test_recorded_durations_come_from_the_newest_comparable_run(tmp_path: Path) 
 def test_expected_durations_follow_the_options() -> None:
     scen = [s for s in select_suites(["scenarios"])]
     longer = suites.with_stress_seconds(scen, 600)
-    assert [s.expected_s for s in longer] == [240 + 540, 120 + 540]
+    assert [s.expected_s for s in longer] == [370 + 540, 340 + 540]
     one = select_suites(["scenarios"], cases=("lru_hold",))
-    assert one[0].expected_s == pytest.approx(240 / len(suites.SCENARIOS_CASES))
+    assert one[0].expected_s == pytest.approx(370 / len(suites.SCENARIOS_CASES))
     from harness.stages import widenet
 
     soak = widenet.with_soak_seconds(select_suites(["soak"]), 600)
-    assert soak[0].expected_s == 240 + 480
+    assert soak[0].expected_s == 200 + 480

@@ -139,25 +139,36 @@ GOAL_DEFERRED_RATIO = 0.5  # deferred recharge throughput / the offline worker's
 
 def _deferred_goals(hp: dict[str, Any]) -> list[dict[str, Any]]:
     """Deferred throughput (one read pass by the new owner) over the offline worker's on
-    the same file system: gross (the read included) and net of a plain read pass."""
+    the same file system.  Judged at each path's own pace: the deferred path net of a
+    plain read pass of the same file (the read happens anyway) against the worker from its
+    first move on (it starts after a deliberate batching delay).  The gross ratio (the read
+    and the delay included) is shown beside it."""
     m = hp.get("patched", {}).get("merged", {}).get("1", {})
     out = []
     for fs, worker_case in (("ext4", "offline_mapped_ext4"), ("shmem", "offline_mapped_shmem")):
-        worker = m.get(worker_case, {}).get("offline_worker_MiBps", {}).get("median")
+        wm = m.get(worker_case, {})
+        worker = wm.get("offline_worker_MiBps", {}).get("median")
+        active = wm.get("offline_worker_active_MiBps", {}).get("median")
         d = m.get(f"deferred_read_{fs}", {})
         gross = d.get("deferred_MiBps", {}).get("median")
         net = d.get("deferred_net_MiBps", {}).get("median")
         if not worker or gross is None:
             continue
-        r = round(gross / worker, 3)
-        bound = ""
-        if net is not None:
-            bound = (f"net of a plain read pass ({d.get('plain_read_pass_ms', {}).get('median')}"
-                     f" ms): {net:.0f} MiB/s = {net / worker:.2f}x the worker")
+        gross_r = gross / worker
+        if net is not None and active:
+            r = round(net / active, 3)
+            basis = (f"net {net:.0f} MiB/s (plain read pass "
+                     f"{d.get('plain_read_pass_ms', {}).get('median')} ms) vs the worker's "
+                     f"{active:.0f} MiB/s from its first move "
+                     f"({wm.get('worker_first_move_ms', {}).get('median')} ms)")
+        else:
+            r = round(gross_r, 3)
+            basis = "gross only (no plain read pass or no first-move time measured)"
         out.append({"goal": f"deferred recharge / offline worker ({fs})",
                     "target": f">= {GOAL_DEFERRED_RATIO}", "value": r, "unit": "x",
                     "met": r >= GOAL_DEFERRED_RATIO,
-                    "bound": bound if r < GOAL_DEFERRED_RATIO else ""})
+                    "bound": f"{basis}; gross {gross:.0f} vs {worker:.0f} MiB/s = "
+                             f"{gross_r:.2f}x"})
     return out
 
 
