@@ -20,8 +20,10 @@
 #
 # TEST: a name from the table below (default: all of it), or the name of
 # any other binary in DIR (run as ./NAME without arguments, timeout 300 s).
-# -l lists the table.  MM_RUN_TIMEOUT_MULT (integer, default 1) multiplies
-# every timeout (e.g. 3 under TCG with a debug kernel).
+# -l lists the table.  MM_RUN_TIMEOUT_MULT (integer) multiplies every
+# timeout; its default is 1, or 4 on a debug kernel (lockdep, which the
+# harness's debug profile has with KASAN: /proc/lockdep exists), whose mm
+# paths run several times slower under TCG.
 #
 # Before the run the THP and khugepaged settings are saved, and restored
 # after every test (a test killed by its timeout cannot restore them
@@ -120,7 +122,9 @@ fi
 [ $# -ge 1 ] || usage
 DIR=$1
 shift
-MULT=${MM_RUN_TIMEOUT_MULT:-1}
+DEFAULT_MULT=1
+[ -e /proc/lockdep ] && DEFAULT_MULT=4
+MULT=${MM_RUN_TIMEOUT_MULT:-$DEFAULT_MULT}
 case $MULT in
 ''|*[!0-9]*) echo "MM_RUN_TIMEOUT_MULT must be a positive integer" >&2; exit 2 ;;
 esac
