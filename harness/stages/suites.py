@@ -107,32 +107,38 @@ def _select_by_name(names: list[str] | None, table: tuple[Suite, ...]) -> list[S
 
 
 def apply_known_failures(result: Any, known: tuple[KnownFailure, ...],
-                         cpus: int | None) -> tuple[Any, list[str]]:
+                         cpus: int | None, debug: bool | None = None) -> tuple[Any, list[str]]:
     """Known failures that match their evidence -> XFAIL; those that pass -> marked
-    XPASS (still a pass).  Returns (result, names turned XFAIL)."""
+    XPASS (still a pass).  A case may have several pieces of evidence (e.g. one for the
+    debug kernel): a failure is known when one of them matches.  Returns (result, names
+    turned XFAIL)."""
     if result is None or not known or not hasattr(result, "cases"):
         return result, []
     from dataclasses import replace as dc_replace
 
     from harness.parse.ktap import CaseStatus
 
-    by_case = {k.case: k for k in known}
+    by_case: dict[str, list[KnownFailure]] = {}
+    for k in known:
+        by_case.setdefault(k.case, []).append(k)
     hit: list[str] = []
     cases = []
     for case in result.cases:
-        kf = by_case.get(case.name)
-        if kf is not None and case.status is CaseStatus.FAIL:
-            why = kf.mismatch(case.diagnostics, cpus)
-            if why is None:
+        kfs = by_case.get(case.name, [])
+        if kfs and case.status is CaseStatus.FAIL:
+            whys = [(kf, kf.mismatch(case.diagnostics, cpus, debug)) for kf in kfs]
+            match = next((kf for kf, why in whys if why is None), None)
+            if match is not None:
                 case = dc_replace(case, status=CaseStatus.XFAIL, known="xfail",
-                                  reason=f"known failure: {kf.why}")
+                                  reason=f"known failure: {match.why}")
                 hit.append(case.name)
             else:
+                why = "; ".join(str(w) for _, w in whys)
                 case = dc_replace(case, reason=(f"{case.reason}; " if case.reason else "")
                                   + f"not the known failure: {why}")
-        elif kf is not None and case.status is CaseStatus.PASS:
+        elif kfs and case.status is CaseStatus.PASS:
             case = dc_replace(case, known="xpass",
-                              reason=f"known failure passed (XPASS): {kf.why}")
+                              reason=f"known failure passed (XPASS): {kfs[0].why}")
         cases.append(case)
     return dc_replace(result, cases=tuple(cases)), hit
 
@@ -238,11 +244,13 @@ def _program(suite: Suite, program_dir: Path | None,
 
 @dataclass(frozen=True)
 class _GuestState:
-    """What the suite's probe found (or why it cannot run): the sysctl's value, CPUs."""
+    """What the suite's probe found (or why it cannot run): the sysctl's value, CPUs,
+    whether the kernel is a debug one (lockdep: the debug profile)."""
 
     sysctl: int | None = None
     ncpu: int | None = None
     refused: SuiteRun | None = None
+    debug: bool | None = None
 
 
 def _prepare_guest(guest: Runner, suite: Suite, feature: bool | None) -> _GuestState:
@@ -250,20 +258,22 @@ def _prepare_guest(guest: Runner, suite: Suite, feature: bool | None) -> _GuestS
     CPUs) and set the sysctl the suite needs."""
     probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent; "
                       f"test -d {shlex.quote(suite.cwd)} && echo cwd=ok || echo cwd=missing; "
-                      "echo ncpu=$(getconf _NPROCESSORS_ONLN)", 30)
+                      "echo ncpu=$(getconf _NPROCESSORS_ONLN); "
+                      "test -e /proc/lockdep && echo debug=1 || echo debug=0", 30)
     facts = probe.stdout.split()
     current = facts[0] if facts else ""
     # Online CPUs, as the cgroup selftests count them (get_nprocs): known failures'
     # evidence is tied to it.
     ncpu = next((int(f[5:]) for f in facts if f.startswith("ncpu=") and f[5:].isdigit()),
                 None)
+    debug = True if "debug=1" in facts else False if "debug=0" in facts else None
     present = probe.exit_code == 0 and current.isdigit()
     if "cwd=ok" not in facts:
         return _GuestState(refused=not_run(
             suite, f"guest directory {suite.cwd} missing (did guest-setup.sh run?)"
             if probe.exit_code == 0 else f"guest not answering: {probe.error}", Status.ERROR))
     if suite.sysctl is None:
-        return _GuestState(int(current) if present else None, ncpu)
+        return _GuestState(int(current) if present else None, ncpu, debug=debug)
     if not present:
         from harness.stages.inventory import FEATURE_OPTION, without_feature
 
@@ -274,13 +284,13 @@ def _prepare_guest(guest: Runner, suite: Suite, feature: bool | None) -> _GuestS
         if suite.needs_sysctl:
             return _GuestState(refused=not_run(
                 suite, f"sysctl {SYSCTL} absent ({without_feature(feature)})", Status.SKIP))
-        return _GuestState(None, ncpu)
+        return _GuestState(None, ncpu, debug=debug)
     res = guest.run(f"echo {suite.sysctl} > {SYSCTL_PATH} && cat {SYSCTL_PATH}", 30)
     if res.exit_code != 0 or res.stdout.strip() != str(suite.sysctl):
         return _GuestState(refused=not_run(
             suite, f"could not set {SYSCTL}={suite.sysctl}: "
             f"{(res.stderr or res.error or '').strip()[:120]}", Status.ERROR))
-    return _GuestState(suite.sysctl, ncpu)
+    return _GuestState(suite.sysctl, ncpu, debug=debug)
 
 
 def _run_suite(guest: Runner, suite: Suite, program_dir: Path | None, ktap_dir: Path, *,
@@ -317,7 +327,8 @@ def _judge_output(suite: Suite, res: Any, duration: float, ktap_dir: Path, timeo
         (ktap_dir / f"{suite.name}.stderr").write_text(res.stderr, encoding="utf-8")
     result = _parse(text, suite.name)
     exit_code = res.exit_code
-    result, known = apply_known_failures(result, suite.known_failures, state.ncpu)
+    result, known = apply_known_failures(result, suite.known_failures, state.ncpu,
+                                         state.debug)
     if known:
         log.info("suites: %s: known failure(s): %s", suite.name, ", ".join(known))
         failing = [n for n, c in result.walk() if c.status.failed]

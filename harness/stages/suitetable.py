@@ -76,9 +76,15 @@ class KnownFailure:
     cpus: int
     measured: tuple[tuple[str, int], ...]
     tolerance: float = 0.10
+    #: Measured on a debug kernel (the debug profile: KASAN, lockdep, ...), whose
+    #: allocations differ in size: evidence holds only for the kind it was measured on.
+    debug: bool = False
 
-    def mismatch(self, diagnostics: tuple[str, ...], cpus: int | None) -> str | None:
+    def mismatch(self, diagnostics: tuple[str, ...], cpus: int | None,
+                 debug: bool | None = None) -> str | None:
         """None when a failure of ``case`` matches the evidence, else why not."""
+        if debug is not None and debug != self.debug:
+            return f"measured on a {'debug' if self.debug else 'non-debug'} kernel"
         if cpus != self.cpus:
             return f"measured with {self.cpus} guest CPUs, this guest has {cpus or 'unknown'}"
         text = "\n".join(diagnostics)
@@ -103,6 +109,11 @@ PERCPU_BASIC_WHY = (
 PERCPU_BASIC = KnownFailure(
     "test_percpu_basic", PERCPU_BASIC_WHY, cpus=2,
     measured=(("memory.current", 8_912_896), ("percpu", 5_750_400)))
+#: The debug profile, 2 guest CPUs: memory.current 12,320,768 on the base and the patched
+#: kernel alike, percpu 5,760,000 on the base and 5,742,720 patched (docs/measurements.md).
+PERCPU_BASIC_DEBUG = KnownFailure(
+    "test_percpu_basic", PERCPU_BASIC_WHY, cpus=2, debug=True,
+    measured=(("memory.current", 12_320_768), ("percpu", 5_760_000)))
 
 # The inventory.  One list per program, the only place a case name is written: both
 # variants of a suite use it, and tests/unit/test_inventory.py checks each list against
@@ -185,7 +196,7 @@ SUITES: tuple[Suite, ...] = (
     Suite("test_kmem", "cgroup", "test_kmem", sysctl=1, timeout_s=600, expected_s=12,
           wrapper="ext4-root.sh",
           description="kernel cgroup selftest: kernel memory accounting",
-          known_failures=(PERCPU_BASIC,), cases=KMEM_CASES),
+          known_failures=(PERCPU_BASIC, PERCPU_BASIC_DEBUG), cases=KMEM_CASES),
     Suite("test_core", "cgroup", "test_core", sysctl=1, timeout_s=300, expected_s=2,
           description="kernel cgroup selftest: cgroup core", cases=CORE_CASES),
     # Not in the default selection (harness/stages/widenet.py): --suite soak, --suite mm.

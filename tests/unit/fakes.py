@@ -124,6 +124,7 @@ class FakeGuest:
     programs: dict[str, Answer] = field(default_factory=dict)
     cwd_ok: bool = True
     ncpu: str | None = "2"  # the guest's online CPUs (None: not reported)
+    debug: bool | None = False  # a debug kernel (/proc/lockdep; None: not reported)
     port: int = 0
     calls: list[tuple[str, float, str | None]] = field(default_factory=list)
     #: the ``ready`` callable the harness passed to ``connect`` (the guest's GUEST_READY)
@@ -175,7 +176,8 @@ class FakeGuest:
             out = (self.sysctl or "absent") + "\n"
             if "cwd=" in command:  # the suites' probe
                 out += ("cwd=ok\n" if self.cwd_ok else "cwd=missing\n") + \
-                    (f"ncpu={self.ncpu}\n" if self.ncpu else "")
+                    (f"ncpu={self.ncpu}\n" if self.ncpu else "") + \
+                    ("" if self.debug is None else f"debug={int(self.debug)}\n")
             return CmdResult(command, 0, out, "", 0.0)
         m = re.match(r"echo (\d) > /proc/sys/vm/recharge_offline_memcgs", command)
         if m:
