@@ -411,6 +411,8 @@ def test_bench_runs_the_steps_in_order_and_writes_reports(world: SimpleNamespace
     assert goals["warm rerun skips the build"]["met"] is True
     assert goals["boot -> SSH ready"]["samples"] == [11.0, 12.0, 9.0]
     assert goals["boot -> SSH ready"]["met"] is False
+    assert goals["SSH ready -> first command done"]["samples"] == [5.0, 4.0, 5.0]
+    assert goals["SSH ready -> first command done"]["met"] is False
     assert "**MISSED**" in md and "no unpatched base build found" in md
     assert data["steps"]["hotpath"]["functional_failures"] == 2  # fault_tmpfs, sysctl 0 and 1
     assert code == 1 and "goal(s) missed" in line
