@@ -83,7 +83,9 @@ class KnownFailure:
     def mismatch(self, diagnostics: tuple[str, ...], cpus: int | None,
                  debug: bool | None = None) -> str | None:
         """None when a failure of ``case`` matches the evidence, else why not."""
-        if debug is not None and debug != self.debug:
+        # Evidence from a debug kernel needs one (a kernel that does not say is not); other
+        # evidence holds anywhere but on a debug kernel.
+        if (self.debug and debug is not True) or (not self.debug and debug is True):
             return f"measured on a {'debug' if self.debug else 'non-debug'} kernel"
         if cpus != self.cpus:
             return f"measured with {self.cpus} guest CPUs, this guest has {cpus or 'unknown'}"
@@ -114,6 +116,19 @@ PERCPU_BASIC = KnownFailure(
 PERCPU_BASIC_DEBUG = KnownFailure(
     "test_percpu_basic", PERCPU_BASIC_WHY, cpus=2, debug=True,
     measured=(("memory.current", 12_320_768), ("percpu", 5_760_000)))
+
+#: test_memcontrol's test_memcg_reclaim on the debug profile under TCG: it gives its
+#: 100 MB allocation (50 MB of page cache written, 50 MB of anon touched) 5 s to arrive,
+#: then checks that memory.reclaim's success left usage within 3 % of 30 MB; a KASAN and
+#: lockdep kernel writes 50 MB in 5-7 s under TCG when another guest shares the host, so
+#: the allocation is late ("failed to allocate 104857600") or still growing while it
+#: reclaims.  Side by side on the same loaded host the unpatched base failed it like the
+#: patched kernel; alone, the base passed it (docs/measurements.md).  Prints no numbers:
+#: any failure of it on a debug kernel with two CPUs is this one.
+MEMCG_RECLAIM_DEBUG = KnownFailure(
+    "test_memcg_reclaim", "fails on the unpatched base too on a debug kernel under TCG on a "
+    "loaded host: it gives its 100 MB allocation 5 s and races it with memory.reclaim",
+    cpus=2, debug=True, measured=())
 
 # The inventory.  One list per program, the only place a case name is written: both
 # variants of a suite use it, and tests/unit/test_inventory.py checks each list against
@@ -190,6 +205,7 @@ SUITES: tuple[Suite, ...] = (
     # it (a defined state, not whatever the previous suite left), plainly elsewhere.
     Suite("test_memcontrol", "cgroup", "test_memcontrol", sysctl=1, timeout_s=900, expected_s=20,
           description="kernel cgroup selftest: memory controller",
+          known_failures=(MEMCG_RECLAIM_DEBUG,),
           cases=MEMCONTROL_CASES, feature_cases=MEMCONTROL_FEATURE_CASES),
     # test_kmem_basic needs negative dentries under "/" to stay cached; the 9p root
     # keeps none (see selftests/ext4-root.sh).
