@@ -136,9 +136,9 @@ def apply_known_failures(result: Any, known: tuple[KnownFailure, ...],
                 why = "; ".join(str(w) for _, w in whys)
                 case = dc_replace(case, reason=(f"{case.reason}; " if case.reason else "")
                                   + f"not the known failure: {why}")
-        elif kfs and case.status is CaseStatus.PASS:
-            case = dc_replace(case, known="xpass",
-                              reason=f"known failure passed (XPASS): {kfs[0].why}")
+        elif case.status is CaseStatus.PASS and any(kf.applies(debug) for kf in kfs):
+            why = next(kf.why for kf in kfs if kf.applies(debug))
+            case = dc_replace(case, known="xpass", reason=f"known failure passed (XPASS): {why}")
         cases.append(case)
     return dc_replace(result, cases=tuple(cases)), hit
 

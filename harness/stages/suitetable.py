@@ -80,12 +80,15 @@ class KnownFailure:
     #: allocations differ in size: evidence holds only for the kind it was measured on.
     debug: bool = False
 
+    def applies(self, debug: bool | None) -> bool:
+        """Evidence from a debug kernel needs one (a kernel that does not say is not one);
+        other evidence holds anywhere but on a debug kernel."""
+        return debug is True if self.debug else debug is not True
+
     def mismatch(self, diagnostics: tuple[str, ...], cpus: int | None,
                  debug: bool | None = None) -> str | None:
         """None when a failure of ``case`` matches the evidence, else why not."""
-        # Evidence from a debug kernel needs one (a kernel that does not say is not); other
-        # evidence holds anywhere but on a debug kernel.
-        if (self.debug and debug is not True) or (not self.debug and debug is True):
+        if not self.applies(debug):
             return f"measured on a {'debug' if self.debug else 'non-debug'} kernel"
         if cpus != self.cpus:
             return f"measured with {self.cpus} guest CPUs, this guest has {cpus or 'unknown'}"

@@ -300,3 +300,14 @@ def test_memcg_reclaim_is_known_only_on_a_debug_kernel(tmp_path: Path, debug: bo
                            tmp_path / "k")
     case = dict(run.result.walk())["test_memcg_reclaim"]
     assert case.status.value == want, case.reason
+
+
+def test_a_pass_is_xpass_only_where_the_evidence_applies(tmp_path: Path) -> None:
+    # test_memcg_reclaim is known on debug kernels only: passing on a non-debug kernel is
+    # just a pass, not an XPASS to check (run 58 of the bench flagged it on the tiny profile)
+    text = "ok 1 test_memcg_subtree_control\nok 2 test_memcg_reclaim\n"
+    for debug, want in ((False, ""), (True, "xpass")):
+        g = FakeGuest(program=CmdResult("x", 0, text, "", 1.0), ncpu="2", debug=debug)
+        run = suites.run_suite(g, _memcontrol_like(), _prog_dir(tmp_path, "test_memcontrol"),
+                               tmp_path / "k")
+        assert dict(run.result.walk())["test_memcg_reclaim"].known == want
