@@ -651,7 +651,7 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 	struct moved_probe mp;
 	struct rh_counters before, delta;
 	long total = (long)nr * len, dying_base, v, moved, slot, gone_ms = -1;
-	double t0, t_moved = -1, t_first = -1;
+	double t0, t_moved = -1, t_first = -1, t_start = -1;
 	int i, passes = 0, ret = RH_FAIL;
 
 	skip = recharge_skip();
@@ -714,7 +714,7 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 		 */
 		if (rh_poll(probe_moved, &mp, rh_ge, RH_PAGE, timeout_ms, 5,
 			    &v))
-			t_first = now_s() - t0;
+			t_start = now_s() - t0;
 		if (rh_poll(probe_moved, &mp, rh_ge, total - 16 * RH_PAGE * nr,
 			    timeout_ms, 20, &v))
 			t_moved = now_s() - t0;
@@ -754,12 +754,12 @@ static int recharge_case(const char *name, bool blockfs, bool mapped, int nr,
 	report_value(name, "moved_ms", "ms", t_moved * 1000);
 	report_value(name, mapped ? "offline_worker_MiBps" : "deferred_MiBps",
 		     "MiB/s", t_moved > 0 ? moved / 1048576.0 / t_moved : 0);
-	if (mapped && t_first >= 0) {
-		report_value(name, "worker_first_move_ms", "ms", t_first * 1000);
-		if (t_moved > t_first)
+	if (mapped && t_start >= 0) {
+		report_value(name, "worker_first_move_ms", "ms", t_start * 1000);
+		if (t_moved > t_start)
 			report_value(name, "offline_worker_active_MiBps",
 				     "MiB/s",
-				     moved / 1048576.0 / (t_moved - t_first));
+				     moved / 1048576.0 / (t_moved - t_start));
 	}
 	if (rh_poll(probe_dying, parent, rh_le, dying_base, timeout_ms, 50, &v))
 		gone_ms = (long)((now_s() - t0) * 1000);

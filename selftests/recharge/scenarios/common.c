@@ -3,6 +3,7 @@
  * scenarios: options, shared state and helpers (cgroups, files, probes, owner checks)
  */
 #define _GNU_SOURCE
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -224,19 +225,37 @@ bool access_until(struct agent *ag, int op, const char *path,
  * dead children keep at least 90% of @target.  @t0: when the old memcg died.
  */
 /*
- * Swap charged to dead descendants of @parent (memory.swap.current of
- * @parent minus @owner's), for @key "anon" or "shmem"; 0 for other keys or
- * without swap accounting.
+ * Swap charged to dead descendants of @parent: its memory.swap.current
+ * minus that of every live child (the owner, and e.g. a streamer beside
+ * it), for @key "anon" or "shmem"; 0 for other keys or without swap
+ * accounting.
  */
-static long dead_swap(const char *parent, const char *owner, const char *key)
+static long dead_swap(const char *parent, const char *key)
 {
-	long p, o;
+	char child[PATH_MAX];
+	struct dirent *de;
+	long p, c;
+	DIR *d;
 
 	if (strcmp(key, "anon") && strcmp(key, "shmem"))
 		return 0;
 	p = cg_read_long(parent, "memory.swap.current");
-	o = cg_read_long(owner, "memory.swap.current");
-	return p > 0 && o >= 0 && p > o ? p - o : 0;
+	d = opendir(parent);
+	if (p <= 0 || !d) {
+		if (d)
+			closedir(d);
+		return 0;
+	}
+	while ((de = readdir(d))) {
+		if (de->d_type != DT_DIR || de->d_name[0] == '.')
+			continue;
+		snprintf(child, sizeof(child), "%s/%s", parent, de->d_name);
+		c = cg_read_long(child, "memory.swap.current");
+		if (c > 0)
+			p -= c;
+	}
+	closedir(d);
+	return p > 0 ? p : 0;
 }
 
 static int check_owner_inner(const char *what, const char *parent,
@@ -267,7 +286,7 @@ static int check_owner_inner(const char *what, const char *parent,
 		return rh_fail("%s: recharging is off, yet owner %s grew to %ld",
 			       what, key, v);
 	v = probe_residual(&rp);
-	swapped = dead_swap(parent, owner, key);
+	swapped = dead_swap(parent, key);
 	ktap_diag("%s: control: %ld MB of %s stay with the dead memcg (+%ld MB of it in swap), owner has %ld MB",
 		  what, mbf(v), key, mbf(swapped), mbf(cg_stat(owner, key)));
 	/*
