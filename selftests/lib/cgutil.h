@@ -99,11 +99,16 @@ const char *cg_rmlog_path(long i);	/* NULL beyond what the log holds */
 /*
  * Leak check: waits until @top's nr_dying_descendants is back to at most
  * @baseline, reclaiming @top's subtree (dead memcgs included) with
- * memory.reclaim, syncing and dropping clean caches between polls, for up
+ * memory.reclaim, syncing, checkpointing the scratch disk's journal
+ * (cg_checkpoint_scratch()) and dropping clean caches between polls, for up
  * to @timeout_ms (longer, at most 4x, while the count keeps falling).  A
  * memcg still dying after that is pinned by a reference, not by memory.
  * Returns true if the count came back; *left: the last count.
  */
+/* Where the harness mounts its ext4 scratch disk */
+#define RH_SCRATCH_DIR	"/mnt/rhscratch"
+/* Checkpoints the scratch disk's journal (a freeze and a thaw); else nothing */
+void cg_checkpoint_scratch(void);
 /* Has every CPU's per-CPU charge caches switch to a cgroup never removed. */
 void cg_drain_percpu_caches(void);
 bool cg_drain_dying(const char *top, long baseline, long timeout_ms,

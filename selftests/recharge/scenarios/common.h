@@ -11,7 +11,7 @@
 #include "../../lib/cgutil.h"
 #include "../../lib/observe.h"
 
-#define SCRATCH_DIR	"/mnt/rhscratch"
+#define SCRATCH_DIR	RH_SCRATCH_DIR
 #define SHMEM_DIR	"/run/rhtmp"
 #define LRU_GEN		"/sys/kernel/mm/lru_gen/enabled"
 #define THP_ENABLED	"/sys/kernel/mm/transparent_hugepage/enabled"
