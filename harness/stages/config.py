@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable
 
-from harness import proc
+from harness import gitutil, proc
 from harness.errors import ConfigError, InfraError, UserError
 from harness.paths import file_lock, kbuild_lock, write_if_changed
 from harness.stages.kconfig import ARCH, Fragment, parse_config, requested_options, verify
@@ -57,9 +57,43 @@ def kbuild_key(worktree_name: str, fragments: Iterable[Path], extra: str = "") -
     return h.hexdigest()[:16]
 
 
-def _inputs_hash(tree_commit: str, fragments: Iterable[Path], vng_version: str,
+def _config_relevant(path: str) -> bool:
+    """Whether a file of the tree can change what Kconfig makes of the fragments: every
+    ``Kconfig*`` file, Kconfig itself and the scripts its ``$(shell ...)`` calls,
+    the architecture's defconfigs, the top Makefile (the version)."""
+    name = path.rsplit("/", 1)[-1]
+    return (name.startswith("Kconfig") or path == "Makefile"
+            or path.startswith(("scripts/kconfig/", f"arch/{ARCH}/configs/"))
+            or (path.startswith("scripts/") and path.count("/") == 1))
+
+
+def config_digest(tree: Path, tree_commit: str) -> str:
+    """What the configuration depends on in ``tree`` at ``tree_commit``: the blobs of
+    the files :func:`_config_relevant` selects and the compiler's version line.  A
+    series that changes only C files leaves it unchanged, so the edit loop reuses the
+    ``.config`` instead of regenerating it (10 s).  Not a git tree (or git failing):
+    the commit itself, as before."""
+    res = gitutil.git(tree, ["ls-tree", "-r", "--full-tree", tree_commit], check=False,
+                      timeout=60)
+    if res.returncode != 0 or not res.output:
+        return f"commit {tree_commit}"
+    h = hashlib.sha256()
+    for line in res.output.splitlines():
+        meta, _, path = line.partition("\t")
+        if _config_relevant(path):
+            h.update(f"{meta.split()[-1]} {path}\n".encode())
+    try:
+        cc = proc.run(["gcc", "--version"], cwd=tree, timeout=30)
+        first = cc.output.splitlines()[0] if cc.returncode == 0 and cc.output else "no gcc"
+    except InfraError:
+        first = "no gcc"
+    h.update(f"cc {first}\n".encode())
+    return "kconfig " + h.hexdigest()
+
+
+def _inputs_hash(tree_digest: str, fragments: Iterable[Path], vng_version: str,
                  base_config: str = "--defconfig") -> str:
-    h = hashlib.sha256(f"commit {tree_commit}\nvng {vng_version}\nbase {base_config}\n".encode())
+    h = hashlib.sha256(f"{tree_digest}\nvng {vng_version}\nbase {base_config}\n".encode())
     for f in fragments:
         # Name and content, not the path: another checkout of the same project (a CI
         # clone) must not regenerate a config that would come out the same.
@@ -117,7 +151,7 @@ def make_config(
     kbuild.mkdir(parents=True, exist_ok=True)
     config = kbuild / ".config"
     stamp = kbuild / ".harness-config-inputs"
-    inputs = _inputs_hash(tree_commit, fragments, vng_version(), base_config)
+    inputs = _inputs_hash(config_digest(tree, tree_commit), fragments, vng_version(), base_config)
     regenerated = False
     changed = False
     if config.is_file() and stamp.is_file() and stamp.read_text().strip() == inputs:

@@ -500,6 +500,8 @@ def test_cold_build_with_a_fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyP
     def fake_run(argv: list[str], cwd: Path, timeout: float, log_path: Path | None = None,
                  env: dict[str, str] | None = None, on_line: Any = None,
                  capture: bool = True, **kw: Any) -> Any:
+        if argv[0] in ("git", "gcc"):  # the config digest: not a git tree here
+            return SimpleNamespace(returncode=1, duration_s=0.0, tail=(), output="", stderr="")
         seen.append(list(argv))
         kb = Path(next(a for a in argv if a.startswith("O=") or a.startswith("/"))
                   .removeprefix("O="))
@@ -518,7 +520,7 @@ def test_cold_build_with_a_fake_make(tmp_path: Path, monkeypatch: pytest.MonkeyP
             (kbuild / "arch/x86/boot/bzImage").write_text("bz")
             assert log_path is not None
             log_path.write_text("  CC      mm/memcontrol.o\n  CC      fs/ext4/inode.o\n")
-        return SimpleNamespace(returncode=0, duration_s=1.5, tail=())
+        return SimpleNamespace(returncode=0, duration_s=1.5, tail=(), output="", stderr="")
 
     monkeypatch.setattr(proc, "run", fake_run)
     kb = tmp_path / "cache" / "kbuild" / "bench-cold-tiny"

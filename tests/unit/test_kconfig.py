@@ -124,6 +124,39 @@ def test_make_config_unchanged_rerun_keeps_config(tmp_path: Path, monkeypatch) -
     assert r1.config_sha256 == r3.config_sha256
 
 
+def _commit_all(tree: Path, msg: str) -> str:
+    import subprocess
+
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t",
+           "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    if not (tree / ".git").exists():
+        subprocess.run(["git", "init", "-q", str(tree)], check=True, env=env)
+    subprocess.run(["git", "-C", str(tree), "add", "-A"], check=True, env=env)
+    subprocess.run(["git", "-C", str(tree), "commit", "-q", "-m", msg], check=True, env=env)
+    return subprocess.run(["git", "-C", str(tree), "rev-parse", "HEAD"], check=True, env=env,
+                          capture_output=True, text=True).stdout.strip()
+
+
+def test_a_series_that_changes_only_code_keeps_the_config(tmp_path: Path, monkeypatch) -> None:
+    """The edit loop: a new commit that touches only C files reuses the .config; one
+    that touches a Kconfig file regenerates it."""
+    tree = make_fake_tree(tmp_path / "tree")
+    _fake_vng(tmp_path, monkeypatch)
+    kb = tmp_path / "kbuild" / "k"
+    frags = _frags(tmp_path)
+    (tree / "mm").mkdir(exist_ok=True)
+    (tree / "mm" / "memcontrol.c").write_text("int x;\n")
+    c1 = _commit_all(tree, "base")
+    assert kconfig.make_config(tree, c1, kb, frags, tmp_path / "config.log").regenerated
+    (tree / "mm" / "memcontrol.c").write_text("int x, y;\n")
+    c2 = _commit_all(tree, "code only")
+    assert not kconfig.make_config(tree, c2, kb, frags, tmp_path / "config.log").regenerated
+    with open(tree / "mm" / "Kconfig", "a") as f:
+        f.write("\n# a comment\n")
+    c3 = _commit_all(tree, "kconfig")
+    assert kconfig.make_config(tree, c3, kb, frags, tmp_path / "config.log").regenerated
+
+
 def test_unmet_dependency_stops_before_compiling(tmp_path: Path, monkeypatch) -> None:
     tree = make_fake_tree(tmp_path / "tree")
     _fake_vng(tmp_path, monkeypatch)
