@@ -11,26 +11,28 @@ so vng generates a per-run SSH key pair and per-run host keys there (the guest
 authorises only that key; the user's own ~/.ssh keys are not involved).
 Nothing here starts a guest by itself: :func:`harness.stages.boot.boot` does.
 
-**The guest's SSH sessions read none of the host root's start-up files.**  The
-guest's ``/`` is the host's ``/`` (9p), and sshd runs every command, the
-harness's shell and SFTP included, as ``$SHELL -c ...`` of root's passwd entry
-with ``HOME`` from it; Debian's bash then reads ``~/.bashrc`` (it was started by
-sshd: SSH_CLIENT is set), i.e. the *host* root's (pyenv, cargo, ...: 3-9 s under
-TCG before the first command of every session).  virtme-ng's init starts sshd
-(``virtme-sshd-script``: host keys and authorized_keys copied to /run/sshd, its
-own sshd_config) and only then runs the guest command, so the command
-(:func:`guest_command`) can change what the *next* session sees without touching
-sshd's keys: it bind-mounts over the guest's ``/etc/passwd`` a copy whose root
-entry has the home ``/run/recharge-harness/root`` (an empty tmpfs directory),
-and an empty directory over ``/etc/update-motd.d`` (PAM's message of the day,
-which sshd's PAM session would otherwise generate for every session), then
-prints :data:`GUEST_READY` on the console.  :func:`harness.stages.boot.boot`
-connects only once it has seen that line (:meth:`Vm.guest_ready`), so its first
-session already starts without them.  Nothing on the host changes (the mounts
-live in the guest; /run is the guest's tmpfs).  The earlier attempt, vng's
-``--rwdir /root=<empty dir>`` (mounted before sshd starts), hid everything under
-the host's /root, the run directory included when it lives there -- and with it
-the per-run SSH keys vng had put in the run's private HOME: sshd never started.
+**The guest's SSH sessions read none of the host root's start-up files, and skip
+PAM's session modules.**  The guest's ``/`` is the host's ``/`` (9p), and sshd runs
+every command, the harness's shell and SFTP included, as ``$SHELL -c ...`` of root's
+passwd entry with ``HOME`` from it; Debian's bash then reads ``~/.bashrc`` (it was
+started by sshd: SSH_CLIENT is set), i.e. the *host* root's (pyenv, cargo, ...: 3-9 s
+under TCG before the first command of every session).  virtme-ng's init starts sshd
+(``virtme-sshd-script``: host keys and authorized_keys copied to /run/sshd, its own
+sshd_config with ``UsePAM yes``) and only then runs the guest command, so the command
+(:func:`guest_command`: the script ``guest-init.sh`` next to this module, read from the
+host's file system) can change what the *next* connection sees (sshd reads passwd and
+its PAM stack for each): it bind-mounts over the guest's ``/etc/passwd`` a copy whose
+root entry has the home ``/run/recharge-harness/root`` (an empty tmpfs directory) and
+``/bin/sh`` as login shell, and over ``/etc/pam.d/sshd`` a stack that permits accounts
+and sessions and denies PAM authentication (sshd's own public-key check is what lets
+the harness in); then it prints :data:`GUEST_READY` on the console.
+:func:`harness.stages.boot.boot` connects only once it has seen that line
+(:meth:`Vm.guest_ready`), so its first session already starts without them.  Nothing
+on the host changes (the mounts live in the guest, their files on its /run tmpfs).
+The earlier attempt, vng's ``--rwdir /root=<empty dir>`` (mounted before sshd starts),
+hid everything under the host's /root, the run directory included when it lives there
+-- and with it the per-run SSH keys vng had put in the run's private HOME: sshd never
+started.
 """
 
 from __future__ import annotations
@@ -121,21 +123,17 @@ GUEST_PRIVATE = "/run/recharge-harness"
 _READY_LINE = re.compile(rf"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s*)?{GUEST_READY}\s*$", re.M)
 
 
+#: The guest command's script (see the module's doc and the script's own header).
+GUEST_INIT = Path(__file__).with_name("guest-init.sh")
+
+
 def guest_command(budget_s: int) -> list[str]:
-    """The command vng runs in an SSH guest (see the module's doc): root's home and the
-    message of the day made private, :data:`GUEST_READY` printed, then ``sleep budget``
-    (the guest's lifetime bound).  Each step is guarded: when one cannot be done (no
-    awk, no root entry, ...), the sessions are only slower, never broken.  Short: it
-    travels base64-encoded on the kernel command line (2048 bytes on x86)."""
-    d = GUEST_PRIVATE
-    script = (
-        f"d={d}; mkdir -p -m 700 $d/root $d/motd; "
-        "awk -F: -v OFS=: -v h=$d/root '$1==\"root\"{$6=h}1' /etc/passwd >$d/passwd"
-        " && grep -q \"^root:.*:$d/root:\" $d/passwd && mount --bind $d/passwd /etc/passwd; "
-        "[ -d /etc/update-motd.d ] && mount --bind $d/motd /etc/update-motd.d; "
-        f"echo {GUEST_READY} >/dev/kmsg; echo {GUEST_READY}; exec sleep {int(budget_s)}"
-    )
-    return ["sh", "-c", script]
+    """The command vng runs in an SSH guest: :data:`GUEST_INIT` (root's home and login
+    shell, sshd's PAM stack made lean), :data:`GUEST_READY`
+    printed, then ``sleep budget`` (the guest's lifetime bound).  The script is read
+    from the host's file system (the guest's root): only its path travels on the
+    kernel command line (base64-encoded, 2048 bytes on x86)."""
+    return ["sh", str(GUEST_INIT), GUEST_READY, str(int(budget_s))]
 
 
 def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[str]:

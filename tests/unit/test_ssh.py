@@ -134,6 +134,30 @@ def test_shell_script_streaming_form() -> None:
     assert s.index("wait $p; rc=$?; echo;") < s.index("@@RC 4 $rc")
 
 
+def test_shell_script_runs_few_programs_per_command() -> None:
+    """Every program the wrapper starts costs ~50 ms under TCG, for every command: the
+    output files are the shell's own ($$), overwritten by its next command, not removed
+    (rm) each time; the scratch directory is made only when missing."""
+    from harness.stages.ssh import _SCRATCH, shell_script
+
+    def programs(s: str) -> list[str]:
+        return [w for w in ("mkdir", "timeout", "sh -c", "stat", "cat", "rm", "tail", "sed")
+                if f"{w} " in s]
+
+    s = shell_script(7, "true && false", 10, cwd=None, kill_after=5)
+    assert f"{_SCRATCH}/$$.out" in s and f"{_SCRATCH}/$$.err" in s
+    assert "rm " not in s and f"[ -d {_SCRATCH} ] || mkdir -p {_SCRATCH}" in s
+    assert programs(s) == ["mkdir", "timeout", "sh -c", "stat", "cat"]
+    # a plain program and its arguments: timeout execs it, no sh -c in between
+    s = shell_script(8, "cat /proc/uptime", 10, cwd=None, kill_after=5)
+    assert "timeout -k 5 10 cat /proc/uptime )" in s and programs(s) == [
+        "mkdir", "timeout", "stat", "cat"]
+    for shell_syntax in ("exit 3", "cd /tmp", "A=1 env", "echo $HOME", "ls *", "-x", "a; b",
+                         "echo 'q'"):
+        assert "sh -c" in shell_script(9, shell_syntax, 10, cwd=None, kill_after=5)
+    assert "sh -c" in shell_script(9, "ls", 10, cwd="/x", kill_after=5)
+
+
 def test_connect_waits_until_the_guest_is_ready(sshd) -> None:  # type: ignore[no-untyped-def]
     port, d = sshd
     asked: list[float] = []

@@ -169,7 +169,7 @@ def test_vm_start_stop_leaves_no_process_and_private_home(tmp_path: Path, fake_v
     assert (v.home.stat().st_mode & 0o777) == 0o700
     assert f"HOME={v.home}" in (tmp_path / "vng-calls").read_text()
     assert v.key_path == v.home / ".cache/virtme-ng/.ssh/id_virtme"
-    assert (v.workdir / "vng-cmd.txt").read_text().split()[-2:] == ["sleep", "3600"]
+    assert (v.workdir / "vng-cmd.txt").read_text().split()[-2:] == [vm.GUEST_READY, "3600"]
     v.stop()
     assert not v.alive() and not _alive(qemu) and not v.home.exists()
 
@@ -192,55 +192,70 @@ def test_death_reason_reads_console(tmp_path: Path) -> None:
     assert "Kernel panic - not syncing: VFS" in v.death_reason()
 
 
-def _run_guest_command(tmp_path: Path, passwd: str, motd: bool = True) -> tuple[str, str, str]:
-    """Run guest_command's script on the host with every guest path moved under
-    ``tmp_path`` and ``mount`` a fake that only logs: (passwd copy, mounts, kmsg)."""
-    script = vm.guest_command(7)[2]
-    assert script.endswith("exec sleep 7")
-    for old, new in ((vm.GUEST_PRIVATE, "T/private"), ("/etc/passwd", "T/passwd"),
-                     ("/etc/update-motd.d", "T/motd.d"), ("/dev/kmsg", "T/kmsg"),
-                     ("exec sleep 7", "true")):
-        assert old in script
-        script = script.replace(old, new)
-    assert "/etc" not in script and "/run" not in script and "/dev" not in script
-    script = script.replace("T/", f"{tmp_path}/")
-    (tmp_path / "passwd").write_text(passwd)
-    if motd:
-        (tmp_path / "motd.d").mkdir()
+def _run_guest_command(tmp_path: Path, passwd: str, *, pam: bool = True,
+                       pam_module: bool = True) -> dict[str, str]:
+    """Run the guest command's script on the host with every guest path moved under
+    ``tmp_path`` and ``mount`` a fake that only logs."""
+    argv = vm.guest_command(7)
+    assert argv[:2] == ["sh", str(vm.GUEST_INIT)] and argv[2:] == [vm.GUEST_READY, "7"]
+    etc = tmp_path / "etc"
+    (etc / "pam.d").mkdir(parents=True)
+    (etc / "passwd").write_text(passwd)
+    if pam:
+        (etc / "pam.d" / "sshd").write_text("@include common-auth\n")
+    module = tmp_path / "security" / "pam_permit.so"
+    if pam_module:
+        module.parent.mkdir()
+        module.write_text("")
     bindir = tmp_path / "bin"
     write_exe(bindir / "mount", f"""
         #!/bin/sh
         echo "$@" >> {tmp_path}/mounts
     """)
-    res = subprocess.run(["sh", "-c", script], capture_output=True, text=True, timeout=30,
-                         env={**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}"})
+    env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}",
+           "RH_PRIVATE": str(tmp_path / "private"), "RH_ETC": str(etc),
+           "RH_KMSG": str(tmp_path / "kmsg"), "RH_SSH_SCRATCH": str(tmp_path / "ssh-scratch"),
+           "RH_PAM_MODULES": f"{tmp_path}/nowhere/pam_permit.so {module}"}
+    res = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
     assert res.returncode == 0, res.stderr
     assert res.stdout == vm.GUEST_READY + "\n"
 
     def text(name: str) -> str:
         f = tmp_path / name
         return f.read_text() if f.exists() else ""
-    return text("private/passwd"), text("mounts"), text("kmsg")
+    return {n: text(n) for n in ("private/passwd", "private/pam-sshd", "mounts", "kmsg")}
 
 
-def test_guest_command_gives_root_a_private_home_and_no_motd(tmp_path: Path) -> None:
+def test_guest_command_gives_root_a_private_home_a_plain_shell_and_a_lean_pam(
+        tmp_path: Path) -> None:
     passwd = ("root:x:0:0:root:/root:/bin/bash\n"
               "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
               "rootless:x:1000:1000::/root:/bin/sh\n")
-    copy, mounts, kmsg = _run_guest_command(tmp_path, passwd)
+    out = _run_guest_command(tmp_path, passwd)
     private = tmp_path / "private"
-    assert copy.splitlines() == [f"root:x:0:0:root:{private}/root:/bin/bash",
-                                 *passwd.splitlines()[1:]]
-    assert mounts.splitlines() == [f"--bind {private}/passwd {tmp_path}/passwd",
-                                   f"--bind {private}/motd {tmp_path}/motd.d"]
+    assert out["private/passwd"].splitlines() == [f"root:x:0:0:root:{private}/root:/bin/sh",
+                                                  *passwd.splitlines()[1:]]
+    assert out["mounts"].splitlines() == [f"--bind {private}/passwd {tmp_path}/etc/passwd",
+                                          f"--bind {private}/pam-sshd {tmp_path}/etc/pam.d/sshd"]
     assert (private / "root").is_dir() and not any((private / "root").iterdir())
     assert ((private / "root").stat().st_mode & 0o777) == 0o700
-    assert kmsg == vm.GUEST_READY + "\n"
+    assert (tmp_path / "ssh-scratch").is_dir()
+    assert out["kmsg"] == vm.GUEST_READY + "\n"
+    # sessions and accounts permitted; authentication is never PAM's to grant
+    rules = [l.split() for l in out["private/pam-sshd"].splitlines() if not l.startswith("#")]
+    assert rules == [["auth", "required", "pam_deny.so"], ["account", "required", "pam_permit.so"],
+                     ["password", "required", "pam_deny.so"],
+                     ["session", "required", "pam_permit.so"]]
 
 
 def test_guest_command_leaves_passwd_alone_without_a_root_entry(tmp_path: Path) -> None:
-    copy, mounts, kmsg = _run_guest_command(tmp_path, "daemon:x:1:1::/:/bin/false\n", motd=False)
-    assert "root" not in copy and mounts == "" and kmsg == vm.GUEST_READY + "\n"
+    out = _run_guest_command(tmp_path, "daemon:x:1:1::/:/bin/false\n", pam=False)
+    assert out["mounts"] == "" and out["kmsg"] == vm.GUEST_READY + "\n"
+
+
+def test_guest_command_keeps_the_pam_stack_without_pam_permit(tmp_path: Path) -> None:
+    out = _run_guest_command(tmp_path, "root:x:0:0:root:/root:/bin/bash\n", pam_module=False)
+    assert "pam.d" not in out["mounts"] and out["private/pam-sshd"] == ""
 
 
 def test_guest_command_fits_the_kernel_command_line() -> None:
@@ -248,7 +263,8 @@ def test_guest_command_fits_the_kernel_command_line() -> None:
     import shlex
 
     # vng puts the command, base64-encoded, on a command line of at most 2048 bytes
-    # (x86), next to its own parameters (about 1000 with long paths)
+    # (x86), next to its own parameters (about 1000 with long paths): only the
+    # script's path travels
     assert len(base64.b64encode(shlex.join(vm.guest_command(10**6)).encode())) < 600
     # without SSH (e.g. the KVM probe's own command) nothing changes
     assert vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), budget_s=5), 0)[-2:] == ["sleep", "5"]
@@ -268,3 +284,9 @@ def test_guest_ready_needs_the_marker_on_a_line_of_its_own(tmp_path: Path) -> No
     w.workdir.mkdir()
     (w.workdir / "vng.stdout").write_text(f"{vm.GUEST_READY}\r\n")  # virtio-serial script output
     assert w.guest_ready()
+
+
+def test_guest_init_makes_the_harness_shell_directory() -> None:
+    from harness.stages.ssh import _SCRATCH
+
+    assert f"${{RH_SSH_SCRATCH:-{_SCRATCH}}}" in vm.GUEST_INIT.read_text()
