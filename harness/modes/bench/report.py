@@ -157,9 +157,10 @@ GOAL_DEFERRED_RATIO = 0.5  # deferred recharge throughput / the offline worker's
 
 def _deferred_goals(hp: dict[str, Any]) -> list[dict[str, Any]]:
     """Deferred throughput (one read pass by the new owner) over the offline worker's on
-    the same file system.  Judged at each path's own pace: the deferred path net of a
-    plain read pass of the same file (the read happens anyway) against the worker from its
-    first move on (it starts after a deliberate batching delay).  The gross ratio (the read
+    the same file system.  Judged at each path's own pace: the deferred path from its
+    first read on, net of a plain read pass of the same file (the read happens anyway),
+    against the worker from its first move on (it starts after a deliberate batching
+    delay); both polled every 5 ms.  The gross ratio (the read
     and the delay included) is shown beside it."""
     m = hp.get("patched", {}).get("merged", {}).get("1", {})
     out = []
