@@ -105,6 +105,15 @@ const char *cg_rmlog_path(long i);	/* NULL beyond what the log holds */
  * memcg still dying after that is pinned by a reference, not by memory.
  * Returns true if the count came back; *left: the last count.
  */
+/*
+ * Filesystem metadata (inode tables, bitmaps, extent and directory blocks:
+ * the block device's page cache) is charged to whichever memcg reads it
+ * first, which depends on what earlier cases left cached.  Nobody owns it,
+ * so recharging leaves it alone: a block-filesystem case allows this much
+ * of it where it expects none of a memcg's "file", and reports it.
+ */
+#define FS_METADATA_SLACK	(16 * RH_PAGE)
+
 /* Where the harness mounts its ext4 scratch disk */
 #define RH_SCRATCH_DIR	"/mnt/rhscratch"
 /* Checkpoints the scratch disk's journal (a freeze and a thaw); else nothing */

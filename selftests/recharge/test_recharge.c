@@ -171,7 +171,6 @@ static long probe_dying(void *ctx)
 }
 
 #define PASS_WAIT_MS	1000
-#define FS_METADATA_SLACK	(16 * RH_PAGE)
 
 /*
  * One access pass of child2 after the offline.  Pass 1 of mapped_after
