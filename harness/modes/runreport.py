@@ -15,7 +15,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from harness import verdict
-from harness.errors import EXIT_FAIL, EXIT_PASS, HarnessError
+from harness.errors import EXIT_FAIL, EXIT_NO_VERDICT, EXIT_PASS, HarnessError
 from harness.model import StageResult, Status
 from harness.report import kernellog
 from harness.report.junit import write_junit
@@ -73,6 +73,10 @@ def finish(p: Pipeline, error: HarnessError | None) -> int:
         report(p)
     code = verdict.exit_code(p.stages, p.ctx.runs if p.wants("suites") else [],
                              p.findings, suites_expected=p.wants("suites"))
+    if error is not None and code == EXIT_PASS:
+        # Stopped between stages (an interrupt while waiting for a lock, say): what
+        # ran passed, but the job is not done.
+        code = EXIT_NO_VERDICT
     word = {EXIT_PASS: "pass", EXIT_FAIL: "fail"}.get(code, "no verdict")
     if error is not None:
         p.meta.set("results", "error", error.describe())

@@ -45,6 +45,28 @@ def test_a_failing_stage_stops_the_run_and_the_rest_is_notrun(env) -> None:  # t
     assert rec.failed_stage() is not None and rec.failed_stage()[0] == "build"  # type: ignore[index]
 
 
+@pytest.mark.parametrize("command", ["build", "boot"])
+def test_an_interrupt_between_stages_is_no_verdict(env, monkeypatch, command: str) -> None:  # type: ignore[no-untyped-def]
+    """Ctrl-C while the run waits for the worktree lock (another run holds it), before
+    any stage after source started: nothing was built or booted, so no verdict (2),
+    never PASS."""
+    import contextlib
+
+    from harness.stages import config as configmod
+
+    @contextlib.contextmanager
+    def interrupted_lock(cache, name):  # type: ignore[no-untyped-def]
+        raise KeyboardInterrupt
+        yield  # pragma: no cover
+
+    monkeypatch.setattr(configmod, "worktree_lock", interrupted_lock)
+    p = Pipeline(_opts(env, command))
+    assert p.run() == 2
+    rec = record.load(p.run_dir)
+    assert (rec.exit_code, rec.status) == (2, "no verdict")
+    assert rec.stages["apply"].status == "NOTRUN"
+
+
 @pytest.mark.parametrize("code,want", [(0, 0), (1, 1)])
 def test_run_with_an_injected_guest(env, tmp_path: Path, monkeypatch, capsys, code: int,  # type: ignore[no-untyped-def]
                                     want: int) -> None:
