@@ -40,26 +40,6 @@ class CmdResult:
     error: str | None = None  # connection problem, if any
 
 
-class _Connection:
-    """A logged-in transport, with what the rest of this module uses of
-    paramiko.SSHClient (``get_transport``, ``open_sftp``, ``close``)."""
-
-    def __init__(self, transport: paramiko.Transport):
-        self._transport = transport
-
-    def get_transport(self) -> paramiko.Transport | None:
-        return self._transport
-
-    def open_sftp(self) -> paramiko.SFTPClient:
-        sftp = paramiko.SFTPClient.from_transport(self._transport)
-        if sftp is None:  # pragma: no cover - paramiko returns a client or raises
-            raise SshError("cannot open an SFTP session")
-        return sftp
-
-    def close(self) -> None:
-        self._transport.close()
-
-
 class Guest:
     """An SSH session to the guest: ``connect()``, ``run()``, ``put()``, ``get()``."""
 
@@ -70,7 +50,7 @@ class Guest:
         self.user = user
         self.key_path = key_path
         self.host_key_files = host_key_files or []
-        self.client: _Connection | None = None
+        self.client: paramiko.SSHClient | None = None
         self.persistent = True
         self._shell: _Shell | None = None
         self._exec_chan: paramiko.Channel | None = None  # run_exec's command in flight
@@ -78,45 +58,21 @@ class Guest:
         self._cut_why = ""  # why the last one was
         self._in_flight: object | None = None  # the token of the run() in progress
 
-    def _pinned_keys(self) -> list[paramiko.PKey]:
-        """The guest's host keys this run expects (vng's per-run host keys)."""
-        keys = []
+    def _new_client(self) -> paramiko.SSHClient:
+        client = paramiko.SSHClient()
+        keys = client.get_host_keys()
+        name = f"[{self.host}]:{self.port}" if self.port != 22 else self.host
         for f in self.host_key_files:
             try:
                 kind, b64 = f.read_text().split()[:2]
-                keys.append(paramiko.PKey.from_type_string(kind, base64.b64decode(b64)))
+                keys.add(name, kind, paramiko.PKey.from_type_string(kind, base64.b64decode(b64)))
             except (OSError, ValueError, paramiko.SSHException):
                 log.debug("ssh: cannot load host key %s", f)
-        return keys
-
-    def _handshake(self) -> paramiko.Transport:
-        """TCP, key exchange and the host key check; no login yet (sshd reads the
-        user's passwd entry only when the login starts, :meth:`connect`)."""
-        sock = socket.create_connection((self.host, self.port), timeout=10)
-        try:
-            transport = paramiko.Transport(sock)
-            pinned = self._pinned_keys()
-            if pinned:  # ask for the pinned key's type first, as SSHClient does
-                opts = transport.get_security_options()
-                first = pinned[0].get_name()
-                opts.key_types = [first, *(t for t in opts.key_types if t != first)]
-            transport.start_client(timeout=10)
-        except BaseException:
-            sock.close()
-            raise
-        key = transport.get_remote_server_key()
-        if pinned and not any(k.asbytes() == key.asbytes() for k in pinned):
-            transport.close()
-            raise SshError(f"guest host key does not match the run's host key: the guest "
-                           f"offered {key.get_name()} {key.get_base64()[:24]}...")
-        return transport
-
-    def _login(self, transport: paramiko.Transport) -> None:
-        pkey = paramiko.PKey.from_path(self.key_path)
-        transport.auth_publickey(self.user, pkey)
-        if not transport.is_authenticated():  # pragma: no cover - paramiko raises first
-            raise paramiko.AuthenticationException("public key not accepted")
-        transport.set_keepalive(15)
+        if keys.keys():
+            client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        else:  # no per-run host keys to pin (e.g. a user-started guest)
+            client.set_missing_host_key_policy(paramiko.AutoAddPolicy())
+        return client
 
     def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None,
                 ready: Callable[[], bool] | None = None, ready_grace_s: float = 90.0) -> float:
@@ -132,47 +88,43 @@ class Guest:
         start = time.monotonic()
         delay = 0.5
         last = "no attempt"
-        # Connected and keys exchanged while the guest finishes its start-up (the
-        # exchange costs sshd a second under TCG); logged in once it is ready.
-        pending: paramiko.Transport | None = None
-        try:
-            while True:
-                if alive is not None and not alive():
-                    raise SshError(f"guest exited while waiting for SSH (last: {last})")
-                if pending is None:
-                    try:
-                        pending = self._handshake()
-                    except (paramiko.SSHException, OSError, EOFError) as e:
-                        last = f"{type(e).__name__}: {e}"[:160]
-                if ready is not None and not ready():
-                    waited = time.monotonic() - start
-                    if waited > deadline_s:
-                        raise SshError(f"SSH to {self.host}:{self.port} not answering after "
-                                       f"{deadline_s:.0f}s (the guest never reported ready)")
-                    if waited < ready_grace_s:
-                        time.sleep(0.1 if pending is not None else min(delay, 0.5))
-                        continue
-                    log.warning("ssh: the guest did not report ready in %.0fs; connecting "
-                                "anyway (its sessions may read the host root's start-up files)",
-                                waited)
-                    ready = None
-                if pending is not None:
-                    transport, pending = pending, None
-                    try:
-                        self._login(transport)
-                        self.client = _Connection(transport)
-                        return time.monotonic() - start
-                    except (paramiko.SSHException, OSError, EOFError) as e:
-                        transport.close()
-                        last = f"{type(e).__name__}: {e}"[:160]
-                if time.monotonic() - start + delay > deadline_s:
+        while True:
+            if alive is not None and not alive():
+                raise SshError(f"guest exited while waiting for SSH (last: {last})")
+            if ready is not None and not ready():
+                waited = time.monotonic() - start
+                if waited > deadline_s:
                     raise SshError(f"SSH to {self.host}:{self.port} not answering after "
-                                   f"{deadline_s:.0f}s (last: {last})")
-                time.sleep(delay)
-                delay = min(delay * 1.5, 5.0)
-        finally:
-            if pending is not None:
-                pending.close()
+                                   f"{deadline_s:.0f}s (the guest never reported ready)")
+                if waited < ready_grace_s:
+                    time.sleep(0.1)
+                    continue
+                log.warning("ssh: the guest did not report ready in %.0fs; connecting anyway "
+                            "(its sessions may read the host root's start-up files)", waited)
+                ready = None
+            client = self._new_client()
+            try:
+                client.connect(
+                    self.host, port=self.port, username=self.user,
+                    key_filename=str(self.key_path), look_for_keys=False, allow_agent=False,
+                    timeout=10, banner_timeout=10, auth_timeout=10,
+                )
+                transport = client.get_transport()
+                if transport is not None:
+                    transport.set_keepalive(15)
+                self.client = client
+                return time.monotonic() - start
+            except paramiko.BadHostKeyException as e:
+                client.close()
+                raise SshError(f"guest host key does not match the run's host key: {e}") from e
+            except (paramiko.SSHException, OSError, EOFError) as e:
+                client.close()
+                last = f"{type(e).__name__}: {e}"[:160]
+            if time.monotonic() - start + delay > deadline_s:
+                raise SshError(f"SSH to {self.host}:{self.port} not answering after "
+                               f"{deadline_s:.0f}s (last: {last})")
+            time.sleep(delay)
+            delay = min(delay * 1.5, 5.0)
 
     def run(self, command: str, timeout: float, *, cwd: str | None = None,
             kill_after: float = 10.0, on_line: LineSink | None = None,
@@ -379,7 +331,7 @@ class _Shell:
     line each) and the two files, so the host reads exact outputs off one stream.
     """
 
-    def __init__(self, client: _Connection, open_timeout: float | None = None):
+    def __init__(self, client: paramiko.SSHClient, open_timeout: float | None = None):
         """Open the session (then :meth:`start`; the caller holds the shell in between,
         so that another thread can close its channel while sshd is slow to answer)."""
         transport = client.get_transport()

@@ -173,43 +173,6 @@ def test_connect_waits_until_the_guest_is_ready(sshd) -> None:  # type: ignore[n
     g.close()
 
 
-def test_connect_exchanges_keys_before_ready_and_logs_in_after(sshd, monkeypatch) -> None:  # type: ignore[no-untyped-def]
-    """The key exchange (a second of sshd's time under TCG) overlaps the guest's last
-    start-up steps; the login, which makes sshd read root's passwd entry, waits for the
-    ready line.  A handshake that fails is retried; a failed login is not kept."""
-    port, d = sshd
-    events: list[str] = []
-    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
-    real_handshake, real_login = g._handshake, g._login
-    fail_first = [True]
-
-    def handshake():  # type: ignore[no-untyped-def]
-        events.append("handshake")
-        if fail_first[0]:
-            fail_first[0] = False
-            raise OSError("connection refused")
-        return real_handshake()
-
-    def login(t):  # type: ignore[no-untyped-def]
-        events.append("login")
-        return real_login(t)
-
-    monkeypatch.setattr(g, "_handshake", handshake)
-    monkeypatch.setattr(g, "_login", login)
-    start = time.monotonic()
-
-    def ready() -> bool:
-        ok = time.monotonic() - start > 1.5
-        if ok and "ready" not in events:
-            events.append("ready")
-        return ok
-
-    g.connect(20.0, ready=ready)
-    assert events == ["handshake", "handshake", "ready", "login"]
-    assert g.run("echo hi", 10).stdout == "hi\n"
-    g.close()
-
-
 def test_connect_goes_on_without_ready_after_the_grace(sshd, caplog) -> None:  # type: ignore[no-untyped-def]
     port, d = sshd
     g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
