@@ -29,11 +29,10 @@ pam_modules=${RH_PAM_MODULES:-/lib/*/security/pam_permit.so /usr/lib/*/security/
 # command a program)
 mkdir -p -m 700 "$d/root" "${RH_SSH_SCRATCH:-/run/rh-harness-ssh}"
 
-# (awk exits 1 without a root entry: then passwd is left alone)
-login=/bin/bash
-[ -x /bin/sh ] && login=/bin/sh
-if awk -F: -v OFS=: -v h="$d/root" -v s="$login" \
-	'$1 == "root" { $6 = h; $7 = s; found = 1 } 1; END { exit !found }' \
+# (awk exits 1 without a root entry: then passwd is left alone; /bin/sh exists, it
+# runs this script)
+if awk -F: -v OFS=: -v h="$d/root" \
+	'$1 == "root" { $6 = h; $7 = "/bin/sh"; found = 1 } 1; END { exit !found }' \
 	"$etc/passwd" >"$d/passwd"; then
 	mount --bind "$d/passwd" "$etc/passwd"
 fi

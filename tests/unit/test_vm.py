@@ -286,7 +286,10 @@ def test_guest_ready_needs_the_marker_on_a_line_of_its_own(tmp_path: Path) -> No
     assert w.guest_ready()
 
 
-def test_guest_init_makes_the_harness_shell_directory() -> None:
+def test_guest_init_uses_the_harness_paths() -> None:
     from harness.stages.ssh import _SCRATCH
 
-    assert f"${{RH_SSH_SCRATCH:-{_SCRATCH}}}" in vm.GUEST_INIT.read_text()
+    text = vm.GUEST_INIT.read_text()
+    assert f"${{RH_SSH_SCRATCH:-{_SCRATCH}}}" in text
+    # the private home the e2e test and guest-setup.sh look for
+    assert f"d=${{RH_PRIVATE:-{vm.GUEST_PRIVATE}}}" in text
