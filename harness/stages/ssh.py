@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import logging
 import re
+import secrets
 import shlex
 import socket
 import threading
@@ -327,8 +328,9 @@ class _Shell:
     """One ``/bin/sh`` on a channel; commands are written to its stdin.
 
     Per command N the shell runs it in a subshell with stdout/stderr in files
-    under /run, then prints ``@@RC N <status>``, the two files' sizes in bytes (a
-    line each) and the two files, so the host reads exact outputs off one stream.
+    under /run, then prints ``@@RC N <status>`` and the two files, each followed by a
+    frame line with a tag new for each command, so the host reads exact outputs off one
+    stream (:func:`shell_script`).
     """
 
     def __init__(self, client: paramiko.SSHClient, open_timeout: float | None = None):
@@ -381,10 +383,13 @@ class _Shell:
         line, _, self.buf = self.buf.partition(b"\n")
         return line
 
-    def _exact(self, size: int, deadline: float) -> bytes:
-        while len(self.buf) < size:
+    def _until(self, frame: bytes, deadline: float) -> bytes:
+        """Everything before ``frame`` (consumed too)."""
+        searched = 0
+        while (i := self.buf.find(frame, searched)) < 0:
+            searched = max(0, len(self.buf) - len(frame))
             self._fill(deadline)
-        data, self.buf = self.buf[:size], self.buf[size:]
+        data, self.buf = self.buf[:i], self.buf[i + len(frame):]
         return data
 
     def run(self, command: str, timeout: float, *, cwd: str | None, kill_after: float,
@@ -394,8 +399,9 @@ class _Shell:
         the caller's time includes opening this shell)."""
         self.n += 1
         n = self.n
+        tag = _frame_tag(n)
         script = shell_script(n, command, timeout, cwd=cwd, kill_after=kill_after,
-                              stream=on_line is not None)
+                              stream=on_line is not None, tag=tag)
         start = time.monotonic()
         if deadline_s is None:
             deadline = start + timeout + kill_after + 30
@@ -411,10 +417,8 @@ class _Shell:
                     break
                 if on_line is not None and line.startswith(streamed):
                     _call(on_line, line[len(streamed):].decode("utf-8", "replace"))
-            o_size = int(self._line(deadline).strip() or 0)
-            e_size = int(self._line(deadline).strip() or 0)
-            o = self._exact(o_size, deadline)
-            e = self._exact(e_size, deadline)
+            o = self._until(f"\n@@E {tag}\n".encode(), deadline)
+            e = self._until(f"\n@@F {tag}\n".encode(), deadline)
         except socket.timeout:
             self.close()
             raise _ShellBroken("timed out", CmdResult(
@@ -464,13 +468,13 @@ def _plain_words(command: str) -> list[str] | None:
 
 
 def shell_script(n: int, command: str, timeout: float, *, cwd: str | None, kill_after: float,
-                 stream: bool = False) -> str:
+                 stream: bool = False, tag: str | None = None) -> str:
     """What the persistent shell is sent for command ``n`` (see :class:`_Shell`).
 
     ``stream``: the program still writes to its file (children it leaves behind cannot
     hold the channel open), and ``tail --pid`` follows that file while it runs, each line
     sent back as ``@@O <n> <line>``; a last line without newline gets one, so ``@@RC``
-    always starts a line."""
+    always starts a line. ``tag``: the tag of the frame lines (default: a new one)."""
     inner = f"cd {shlex.quote(cwd)} && {command}" if cwd else command
     # A plain word list (no shell syntax, no cwd) is exec'd by timeout itself: one
     # program fewer than through ``sh -c``.
@@ -487,9 +491,19 @@ def shell_script(n: int, command: str, timeout: float, *, cwd: str | None, kill_
     else:
         run += "; rc=$?"
     # Few programs: each one costs ~50 ms under TCG on a loaded host, and every command
-    # pays them (`[` and `echo` are the shell's own).
+    # pays them (`[`, `echo` and here-documents are the shell's own).  One cat sends both
+    # files back, each followed by a newline and a frame line from the here-document
+    # between them (and an echo after): the host cuts at those lines (_frame_tag).
+    tag = tag or _frame_tag(n)
     return (f"[ -d {_SCRATCH} ] || mkdir -p {_SCRATCH}; {run}; "
-            f"echo \"@@RC {n} $rc\"; stat -c %s {out} {err}; cat {out} {err}\n")
+            f"echo \"@@RC {n} $rc\"; cat {out} - {err} <<'@@H'; echo; echo '@@F {tag}'\n"
+            f"\n@@E {tag}\n@@H\n")
+
+
+def _frame_tag(n: int) -> str:
+    """The tag of command ``n``'s frame lines: its number and a random part, so that
+    no output the command could have written by chance ends its frame."""
+    return f"{n}.{secrets.token_hex(8)}"
 
 
 #: Where streamed output lines go (see ``Guest.run``'s ``on_line``).

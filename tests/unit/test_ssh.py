@@ -147,15 +147,38 @@ def test_shell_script_runs_few_programs_per_command() -> None:
     s = shell_script(7, "true && false", 10, cwd=None, kill_after=5)
     assert f"{_SCRATCH}/$$.out" in s and f"{_SCRATCH}/$$.err" in s
     assert "rm " not in s and f"[ -d {_SCRATCH} ] || mkdir -p {_SCRATCH}" in s
-    assert programs(s) == ["mkdir", "timeout", "sh -c", "stat", "cat"]
+    # one cat sends both files back, framed by lines from a here-document (the
+    # shell's own: no program), instead of stat for their sizes and cat
+    assert programs(s) == ["mkdir", "timeout", "sh -c", "cat"]
     # a plain program and its arguments: timeout execs it, no sh -c in between
     s = shell_script(8, "cat /proc/uptime", 10, cwd=None, kill_after=5)
     assert "timeout -k 5 10 cat /proc/uptime )" in s and programs(s) == [
-        "mkdir", "timeout", "stat", "cat"]
+        "mkdir", "timeout", "cat"]
     for shell_syntax in ("exit 3", "cd /tmp", "A=1 env", "echo $HOME", "ls *", "-x", "a; b",
                          "echo 'q'"):
         assert "sh -c" in shell_script(9, shell_syntax, 10, cwd=None, kill_after=5)
     assert "sh -c" in shell_script(9, "ls", 10, cwd="/x", kill_after=5)
+
+
+def test_outputs_come_back_byte_exact(sshd) -> None:  # type: ignore[no-untyped-def]
+    """The framing of the persistent shell's outputs: no trailing newline, empty
+    outputs, lines that look like the frame's, binary-ish text, large outputs."""
+    port, d = sshd
+    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
+    g.connect(20.0)
+    cases = {
+        "printf a": ("a", ""),
+        "true": ("", ""),
+        "printf 'x\\n' >&2": ("", "x\n"),
+        "printf '\\n\\n'; printf '\\n' >&2": ("\n\n", "\n"),
+        "echo '@@E 1'; echo '@@F 1' >&2; echo '@@RC 1 0'": ("@@E 1\n@@RC 1 0\n", "@@F 1\n"),
+        "seq 1 200000": ("".join(f"{i}\n" for i in range(1, 200001)), ""),
+    }
+    for cmd, (out, err) in cases.items():
+        r = g.run(cmd, 30)
+        assert (r.exit_code, r.stdout, r.stderr) == (0, out, err), cmd
+    assert g.persistent
+    g.close()
 
 
 def test_connect_waits_until_the_guest_is_ready(sshd) -> None:  # type: ignore[no-untyped-def]
@@ -256,7 +279,10 @@ class _Channel:
                 self.busy.set()
                 self.buf += f"@@O {n} progress\n".encode()
                 return
-            self.buf += f"@@RC {n} 0\n{len(out)}\n0\n{out}".encode()
+            tag = re.search(r"@@E (\S+)", script)
+            assert tag is not None
+            t = tag.group(1)
+            self.buf += f"@@RC {n} 0\n{out}\n@@E {t}\n\n@@F {t}\n".encode()
 
     def recv(self, size: int) -> bytes:
         with self.lock:
