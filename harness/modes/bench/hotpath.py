@@ -123,7 +123,9 @@ def run_hotpath(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, *
     ``insn``: a :class:`harness.stages.insncount.Session` when the guest runs under the
     instruction-counting plugin (adds ``-i N`` and each run's instruction windows).
     ``hot_only``: every round runs the hot-path cases only (``-H``); otherwise the
-    recharge cases run in the first round.
+    recharge cases run in every round too (they skip at sysctl 0), so that their
+    medians pool ``rounds`` samples: one sample of a ~0.2 s recharge scatters by tens of
+    percent under TCG.
     """
     probe = guest.run(f"cat {SYSCTL_PATH} 2>/dev/null || echo absent", 30)
     current = (probe.stdout or "").strip()
@@ -152,7 +154,7 @@ def _one_run(guest: GuestRunner, program: Path, ktap_dir: Path, label: str, r: i
         if res.exit_code != 0 or (res.stdout or "").strip() != str(v):
             raise InfraError(f"hotpath: could not set the sysctl to {v}: "
                              f"{(res.stderr or res.error or '').strip()[:160]}")
-    argv = [str(program), "-r", str(reps)] + (["-H"] if r > 0 or hot_only else [])
+    argv = [str(program), "-r", str(reps)] + (["-H"] if hot_only else [])
     if insn is not None:
         argv += insn.program_args()
     log.info("bench: hotpath on %s, sysctl %s, round %d", label,
