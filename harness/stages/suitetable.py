@@ -194,7 +194,7 @@ SUITES: tuple[Suite, ...] = (
     Suite("recharge[sysctl=1]", "own", "test_recharge", sysctl=1, needs_sysctl=True,
           timeout_s=900, expected_s=30, description="recharging scenarios, feature on",
           cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),
-    Suite("recharge[sysctl=0]", "own", "test_recharge", args=("--control",), sysctl=0,
+    Suite("recharge[sysctl=0]", "own", "test_recharge", args=("--control", "--concurrent"), sysctl=0,
           needs_sysctl=False, timeout_s=900, expected_s=45,
           description="the same scenarios as control, feature off: memory must stay with the dead memcg",
           cases=RECHARGE_CASES, feature_cases=RECHARGE_CASES),

@@ -397,6 +397,13 @@ int cg_rmlog_init(void)
 	return 0;
 }
 
+/* A log of its own, for a process forked after cg_rmlog_init(). */
+int cg_rmlog_renew(void)
+{
+	rmlog = NULL;
+	return cg_rmlog_init();
+}
+
 void cg_rmlog_reset(void)
 {
 	if (rmlog)

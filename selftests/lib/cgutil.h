@@ -92,6 +92,7 @@ long cg_stat(const char *cg, const char *key);	/* memory.stat key */
  * memcgs that may be the ones still dying.
  */
 int cg_rmlog_init(void);
+int cg_rmlog_renew(void);
 void cg_rmlog_reset(void);
 long cg_rmlog_count(void);		/* removals since the last reset */
 const char *cg_rmlog_path(long i);	/* NULL beyond what the log holds */

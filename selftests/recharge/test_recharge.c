@@ -56,8 +56,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
+#include <sys/mman.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "../lib/cgutil.h"
@@ -85,7 +88,7 @@ static struct setup setups[2] = {
 };
 
 static long file_size = RH_MB(50);
-static bool control_mode;
+static bool control_mode, concurrent;
 /*
  * The kernel has no vm.recharge_offline_memcgs: each case runs as in
  * control mode but asserts nothing, prints its "# observe" line and
@@ -100,6 +103,8 @@ static long leak_timeout_ms = 30000;
 static char *top;	/* every case's parent lives below it */
 static int kmsg_fd = -1;
 static char private_tmpfs[128];
+/* --concurrent: a case's process between its checks and its leak check */
+static int barrier_done = -1, barrier_go = -1;
 
 static void prepare_setups(void)
 {
@@ -512,6 +517,20 @@ out:
 }
 
 /*
+ * --concurrent: tell the parent that this case's checks are over, and
+ * wait until every case's are (run_concurrently()).
+ */
+static void barrier_wait(void)
+{
+	char c = 0;
+
+	if (barrier_done < 0)
+		return;
+	if (write(barrier_done, &c, 1) != 1 || read(barrier_go, &c, 1) != 1)
+		ktap_diag("barrier: %s", errno ? strerror(errno) : "closed");
+}
+
+/*
  * One case, then the leak invariant, then the kernel log; then the
  * "# observe <case> phase=run" line (the case's checks, leak=0|1, kmsg=N).
  * Observing (no sysctl), the verdict is SKIP whatever they said.
@@ -526,6 +545,7 @@ static int run_checked(struct setup *s, enum scenario sc, const char *name)
 
 	cg_rmlog_reset();
 	ret = checks = run_case(s, sc, name);
+	barrier_wait();
 	leaked = !cg_leak_check(name, top, baseline, leak_timeout_ms);
 	kmsg = kmsg_scan(kmsg_fd, name);
 	if (leaked && !observing)
@@ -547,10 +567,148 @@ static int run_checked(struct setup *s, enum scenario sc, const char *name)
 	return ret;
 }
 
+struct case_result {
+	int res;
+	char reason[sizeof(rh_skip_reason)];
+};
+
+/* In the child of run_concurrently(): case @i below a cgroup of its own. */
+static void __attribute__((noreturn))
+concurrent_child(int i, const char *name, FILE *out, struct case_result *r)
+{
+	char sub[96];
+
+	if (dup2(fileno(out), STDOUT_FILENO) < 0)
+		_exit(1);
+	/* the parent scans the kernel log once, for all */
+	kmsg_fd = -1;
+	snprintf(sub, sizeof(sub), "job_%s", name);
+	top = cg_join(top, sub);
+	/* this case's removals only, for its leak report */
+	if (cg_rmlog_renew()) {
+		r->res = rh_fail("cannot map a removal log: %s",
+				 strerror(errno));
+	} else if (!top || cg_create(top) || cg_enable_memory(top)) {
+		r->res = rh_fail("cannot create %s: %s", top ? top : sub,
+				 strerror(errno));
+	} else {
+		rh_skip_reason[0] = 0;
+		r->res = run_checked(&setups[i / 4], i % 4, name);
+		snprintf(r->reason, sizeof(r->reason), "%s", rh_skip_reason);
+		cg_destroy(top);
+	}
+	fflush(stdout);
+	_exit(0);
+}
+
+/*
+ * --concurrent, control mode: every selected case at once, each in a
+ * child process with a cgroup of its own below top and its output kept
+ * in a temporary file, printed in case order. A control case only waits
+ * to see that nothing moves, so the windows overlap; what would take a
+ * case's memory away during its window, the leak checks' reclaim and
+ * cache drops, waits until every case has passed its checks (a
+ * barrier). The kernel log is scanned once, at the end: a finding fails
+ * every case that passed. Returns false if it could not start (the
+ * caller runs the cases one by one).
+ */
+static bool run_concurrently(const bool *sel, char names[][64])
+{
+	int done[2], go[2], i, n = 0, got = 0, kmsg;
+	struct case_result *r;
+	FILE *out[8] = { NULL };
+	pid_t pid[8], w;
+	char c = 0, buf[4096];
+	size_t len;
+
+	r = mmap(NULL, 8 * sizeof(*r), PROT_READ | PROT_WRITE,
+		 MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (r == MAP_FAILED)
+		return false;
+	if (pipe(done)) {
+		munmap(r, 8 * sizeof(*r));
+		return false;
+	}
+	if (pipe(go)) {
+		close(done[0]);
+		close(done[1]);
+		munmap(r, 8 * sizeof(*r));
+		return false;
+	}
+	fflush(stdout);
+	for (i = 0; i < 8; i++) {
+		pid[i] = -1;
+		if (!sel[i])
+			continue;
+		r[i].res = RH_FAIL;
+		snprintf(r[i].reason, sizeof(r[i].reason), "%s", "");
+		out[i] = tmpfile();
+		if (out[i])
+			pid[i] = fork();
+		if (!pid[i]) {
+			close(done[0]);
+			close(go[1]);
+			barrier_go = go[0];
+			barrier_done = done[1];
+			concurrent_child(i, names[i], out[i], &r[i]);
+		}
+		if (pid[i] < 0)
+			ktap_diag("%s: cannot start its process: %s", names[i],
+				  strerror(errno));
+		else
+			n++;
+	}
+	close(done[1]);
+	close(go[0]);
+	/* The barrier: every child passed its checks, or is gone. */
+	while (got < n) {
+		struct pollfd p = { .fd = done[0], .events = POLLIN };
+
+		if (poll(&p, 1, 200) > 0) {
+			if (read(done[0], &c, 1) == 1)
+				got++;
+			else
+				break;	/* every child is gone */
+			continue;
+		}
+		while ((w = waitpid(-1, NULL, WNOHANG)) > 0)
+			for (i = 0; i < 8; i++)
+				if (pid[i] == w) {
+					pid[i] = -1;
+					n--;
+				}
+	}
+	for (i = 0; i < got; i++)
+		if (write(go[1], &c, 1) != 1)
+			break;
+	close(go[1]);
+	close(done[0]);
+	for (i = 0; i < 8; i++)
+		if (pid[i] > 0)
+			waitpid(pid[i], NULL, 0);
+	kmsg = kmsg_scan(kmsg_fd, "concurrent cases");
+
+	for (i = 0; i < 8; i++) {
+		if (!sel[i])
+			continue;
+		if (out[i]) {
+			rewind(out[i]);
+			while ((len = fread(buf, 1, sizeof(buf), out[i])))
+				fwrite(buf, 1, len, stdout);
+			fclose(out[i]);
+		}
+		if (kmsg && r[i].res == RH_PASS)
+			r[i].res = rh_fail("suspicious kernel log messages while the cases ran");
+		ktap_result(names[i], r[i].res, r[i].reason);
+	}
+	munmap(r, 8 * sizeof(*r));
+	return true;
+}
+
 static void usage(const char *prog)
 {
 	fprintf(stderr,
-		"usage: %s [-l] [-t NAME]... [-s MB] [--timeout MS] [--control]\n"
+		"usage: %s [-l] [-t NAME]... [-s MB] [--timeout MS] [--control [--concurrent]]\n"
 		"  -l           list the cases\n"
 		"  -t NAME      run only NAME (repeatable)\n"
 		"  -s MB        file size per case (default 50)\n"
@@ -559,7 +717,9 @@ static void usage(const char *prog)
 		"               scaled up to the guest's speed)\n"
 		"  --leak-timeout MS  after each case, bound for its removed memcgs to be freed (default 30000)\n"
 		"  --control    with the sysctl at 0 assert that nothing is recharged\n"
-		"               (without the sysctl every case observes and SKIPs, --control or not)\n",
+		"               (without the sysctl every case observes and SKIPs, --control or not)\n"
+		"  --concurrent with --control: run the cases at once, their leak checks after\n"
+		"               all their windows\n",
 		prog);
 }
 
@@ -569,6 +729,7 @@ int main(int argc, char **argv)
 		{ "timeout", required_argument, NULL, 'T' },
 		{ "settle", required_argument, NULL, 'S' },
 		{ "control", no_argument, NULL, 'c' },
+		{ "concurrent", no_argument, NULL, 'C' },
 		{ "leak-timeout", required_argument, NULL, 'k' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
@@ -605,6 +766,9 @@ int main(int argc, char **argv)
 			break;
 		case 'c':
 			control_mode = true;
+			break;
+		case 'C':
+			concurrent = true;
 			break;
 		case 'k':
 			leak_timeout_ms = atol(optarg);
@@ -674,6 +838,10 @@ int main(int argc, char **argv)
 			  file_size >> 20, calib, settle_ms);
 	}
 
+	/* Only control cases can share the guest: they move nothing. */
+	if (!why[0] && concurrent && control_mode && !observing &&
+	    run_concurrently(sel, names))
+		memset(sel, 0, sizeof(sel));
 	for (i = 0, n = 0; i < 8; i++) {
 		if (!sel[i])
 			continue;

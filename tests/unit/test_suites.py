@@ -224,6 +224,16 @@ def test_case_selection_narrows_the_project_suites_and_their_inventory():
     assert got[1].args[0] == "--control"
 
 
+def test_only_the_control_variant_runs_its_cases_concurrently():
+    """Control cases move nothing and only wait: they share the guest; the feature's
+    cases must not (one case's recharging would move another's memory)."""
+    from harness.stages.suitetable import SUITES
+
+    args = {s.name: s.args for s in SUITES}
+    assert args["recharge[sysctl=0]"][:2] == ("--control", "--concurrent")
+    assert not any("--concurrent" in a for n, a in args.items() if n != "recharge[sysctl=0]")
+
+
 def test_case_selection_rejects_an_unknown_case():
     import pytest as _pytest
 
