@@ -203,11 +203,18 @@ long rh_vmstat(const char *name)
 	return read_key("/proc/vmstat", name);
 }
 
+/*
+ * The kernel counts a folio scanned before it counts it moved or
+ * cancelled, but one read of /proc/vmstat is no snapshot: a folio counted
+ * between its sums of scanned and of moved shows up in moved only. Read
+ * scanned last, from a read of its own: then scanned >= moved + cancelled
+ * holds for what is returned whenever it holds in the kernel.
+ */
 void rh_counters_read(struct rh_counters *c)
 {
-	c->scanned = rh_vmstat("recharge_pgs_scanned");
 	c->moved = rh_vmstat("recharge_pgs_moved");
 	c->cancelled = rh_vmstat("recharge_pgs_cancelled");
+	c->scanned = rh_vmstat("recharge_pgs_scanned");
 	c->present = c->scanned >= 0 && c->moved >= 0 && c->cancelled >= 0;
 }
 
