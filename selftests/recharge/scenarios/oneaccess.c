@@ -175,6 +175,20 @@ int case_one_access(void)
 				ret = rh_fail("one_access %s %ld MiB: one read pass moved %ld KiB of %ld KiB (need 99 %%)",
 					      fs, one_access_mb[i], r.moved >> 10,
 					      len >> 10);
+			/*
+			 * At 32 MiB or less the queue never overflows: the
+			 * pass must move all of the file. A tmpfs file has no
+			 * filesystem metadata either: then nothing may pin the
+			 * dead memcg, which must go without any reclaim.
+			 */
+			else if (one_access_mb[i] <= 32 && r.moved < len)
+				ret = rh_fail("one_access %s %ld MiB: one read pass left %ld KiB of the file with the dead memcg",
+					      fs, one_access_mb[i],
+					      (len - r.moved) >> 10);
+			else if (!fss[f] && one_access_mb[i] <= 32 &&
+				 r.gone_ms < 0)
+				ret = rh_fail("one_access %s %ld MiB: all moved, yet the dead memcg is still there %ld ms later, without reclaim",
+					      fs, one_access_mb[i], timeout_ms);
 			if (i != nr_one_access - 1)
 				continue;
 			snprintf(tag, sizeof(tag), "one_access_%s_worker", fs);
