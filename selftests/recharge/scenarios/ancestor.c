@@ -79,6 +79,25 @@ static int ancestor_case(bool mapped)
 	t0 = now_ms();
 	if (cg_rmdir(a))
 		goto out;
+	/*
+	 * A's offline hands its per-CPU charge stock back to P (from work
+	 * items, a moment later): room for a move that charges twice, one
+	 * folio at a time. Take it away again once P's usage settles, well
+	 * before the offline worker's walk (HZ/10 after the rmdir).
+	 */
+	for (slot = 0, cur = -1; slot < 3; ) {
+		long v = cg_read_long(parent, "memory.current");
+
+		slot = v == cur ? slot + 1 : 0;
+		cur = v;
+		if (now_ms() - t0 > 50)
+			break;
+		sleep_ms(5);
+	}
+	if (cur < 0 || cg_write_long(parent, "memory.max", cur)) {
+		ret = rh_fail("cannot set the parent's memory.max again");
+		goto out;
+	}
 	if (!mapped) {
 		if (expect) {
 			access_until(&ab, AG_READ, path, 0, len, b, "shmem",
