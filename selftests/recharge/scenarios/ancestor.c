@@ -30,7 +30,7 @@ static int ancestor_case(bool mapped)
 	struct agent as = { .pid = -1 }, ab = { .pid = -1 };
 	struct rh_counters before, d;
 	long len = RH_MB(16), slot, cur, t0;
-	int ret = RH_FAIL, passes = 0;
+	int ret = RH_FAIL, passes = 0, still;
 
 	if (!shmem_dir[0])
 		return rh_skip("no tmpfs for shmem");
@@ -85,10 +85,10 @@ static int ancestor_case(bool mapped)
 	 * folio at a time. Take it away again once P's usage settles, well
 	 * before the offline worker's walk (HZ/10 after the rmdir).
 	 */
-	for (slot = 0, cur = -1; slot < 3; ) {
+	for (still = 0, cur = -1; still < 3; ) {
 		long v = cg_read_long(parent, "memory.current");
 
-		slot = v == cur ? slot + 1 : 0;
+		still = v == cur ? still + 1 : 0;
 		cur = v;
 		if (now_ms() - t0 > 50)
 			break;
