@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 PACKAGES=(
   # kernel build
   build-essential flex bison bc libelf-dev libssl-dev dwarves cpio ccache xz-utils rsync git
-  # guest: QEMU, sshd (runs inside the guest from the host's /), DHCP via busybox, ip
+  # guest: QEMU, sshd (runs inside the guest from the host's /), ip (the guest's address)
   qemu-system-x86 openssh-server busybox-static iproute2 kmod
   # scratch disks
   e2fsprogs util-linux

@@ -1,53 +1,106 @@
 #!/bin/sh
-# The command virtme-ng runs in an SSH guest (harness.stages.vm.guest_command), after
-# its init has started sshd: make every later SSH session cheap, say so, then bound the
-# guest's life.  Usage: guest-init.sh READY_LINE BUDGET_S
+# The command virtme-ng runs in the guest (harness.stages.vm.guest_command): bring up
+# the network and the harness's own sshd, say so, then bound the guest's life.
+# Usage: guest-init.sh READY_LINE BUDGET_S SSHD_CONFIG
 #
-# The guest's / is the host's / over 9p; everything here is a bind mount in the guest
-# (of a file on the guest's /run tmpfs), so nothing reaches the host.  sshd reads
-# passwd and its PAM stack again for every connection, so no restart is needed.  Each
-# step is guarded: one that cannot be done leaves the sessions slower, never broken.
-#   1. root's passwd entry: an empty private home (the host root's ~/.bashrc is not
-#      read: 3-9 s under TCG) and /bin/sh as login shell (sshd runs every command
-#      through it; dash starts faster than bash and reads no start-up file);
-#   2. sshd's PAM stack: accounts and sessions permitted, nothing else (Debian's runs
-#      ~12 session modules for every session, the message of the day's run-parts
-#      among them); authentication stays sshd's own (the per-run public key), and
-#      password authentication is denied.  Only where pam_permit.so exists.
-# Every program started here costs ~0.1 s under TCG: builtins where possible.
+# virtme-ng's init runs this as soon as its basic set-up is done: no DHCP (the address
+# is QEMU's user-mode default, which the host forwards the SSH port to) and none of
+# virtme-ng's sshd script (a bash script of a dozen programs); under TCG every program
+# started costs ~0.1 s, so this script uses shell builtins wherever it can.
+#   1. eth0 up with 10.0.2.15/24 (one `ip -batch`; the host connects from 10.0.2.2,
+#      on the link: no route needed);
+#   2. root's passwd entry: an empty private home and /bin/sh as login shell (sshd
+#      runs every command through it; the host root's ~/.bashrc -- 3-9 s under TCG --
+#      is not read, and dash starts faster than bash);
+#   3. root's shadow entry "*" instead of virtme-ng's "!": the harness's sshd runs
+#      without PAM, and sshd refuses an account whose password starts with "!"
+#      (public-key logins included);
+#   4. sshd with the harness's config (per-run host key and authorized key, no PAM,
+#      internal SFTP), logging to the kernel log.
+# The guest's / is the host's / over 9p; /etc is a tmpfs overlay and /etc/shadow a
+# tmpfs file (virtme-ng's), so the files are written in place; where that fails, a
+# copy on /run is bind-mounted over them.  Nothing reaches the host.
+# On failure it prints "FAILED_LINE: why" (READY_LINE with -FAILED) and still waits
+# out its budget, so the harness reports the cause instead of a timeout.
 # Paths can be moved for the unit tests: RH_PRIVATE, RH_ETC, RH_KMSG, RH_SSH_SCRATCH,
-# RH_PAM_MODULES (a glob of pam_permit.so candidates).
+# RH_SSHD, RH_SSHD_DIR.
 
 ready=$1
 budget=$2
+config=$3
 d=${RH_PRIVATE:-/run/recharge-harness}
 etc=${RH_ETC:-/etc}
 kmsg=${RH_KMSG:-/dev/kmsg}
-pam_modules=${RH_PAM_MODULES:-/lib/*/security/pam_permit.so /usr/lib/*/security/pam_permit.so /usr/lib64/security/pam_permit.so /lib64/security/pam_permit.so /lib/security/pam_permit.so}
+sshd=${RH_SSHD:-/usr/sbin/sshd}
 
-# with the directory of the harness's shell (harness.stages.ssh: saves its first
-# command a program)
-mkdir -p -m 700 "$d/root" "${RH_SSH_SCRATCH:-/run/rh-harness-ssh}"
+say() {
+	echo "$1" >"$kmsg"
+	echo "$1"
+}
 
-# (awk exits 1 without a root entry: then passwd is left alone; /bin/sh exists, it
-# runs this script)
-if awk -F: -v OFS=: -v h="$d/root" \
-	'$1 == "root" { $6 = h; $7 = "/bin/sh"; found = 1 } 1; END { exit !found }' \
-	"$etc/passwd" >"$d/passwd"; then
-	mount --bind "$d/passwd" "$etc/passwd"
+fail() {
+	say "$ready-FAILED: $*"
+	exec sleep "$budget"
+}
+
+# root's home, sshd's privilege separation directory, the harness shell's directory
+# (harness.stages.ssh: saves its first command a program)
+mkdir -p -m 700 "$d/root" "${RH_SSHD_DIR:-/run/sshd}" \
+	"${RH_SSH_SCRATCH:-/run/rh-harness-ssh}" || fail "mkdir"
+
+ip -batch - <<EOF || fail "network: ip could not set up eth0"
+link set dev eth0 up
+addr add 10.0.2.15/24 dev eth0
+EOF
+
+# put NAME TEXT: the file $etc/NAME gets TEXT
+put() {
+	{ printf '%s' "$2" >"$etc/$1"; } 2>/dev/null && return
+	printf '%s' "$2" >"$d/$1" && mount --bind "$d/$1" "$etc/$1"
+}
+
+# root_passwd LINE: $entry = root's passwd LINE with the private home and /bin/sh
+root_passwd() {
+	old_ifs=$IFS
+	IFS=:
+	set -f
+	# shellcheck disable=SC2086 # split at the colons on purpose
+	set -- $1
+	set +f
+	IFS=$old_ifs
+	entry="$1:$2:$3:$4:$5:$d/root:/bin/sh"
+}
+
+# edit NAME: $etc/NAME (passwd or shadow) with root's entry changed; left alone
+# without one
+edit() {
+	text=
+	found=
+	while IFS= read -r line || [ -n "$line" ]; do
+		case $line in
+		root:*)
+			found=1
+			if [ "$1" = shadow ]; then
+				line="root:*:::::::"
+			else
+				root_passwd "$line"
+				line=$entry
+			fi
+			;;
+		esac
+		text="$text$line
+"
+	done <"$etc/$1" || return 1
+	[ -n "$found" ] || return 0
+	put "$1" "$text"
+}
+
+edit passwd || fail "passwd: root's entry not changed"
+if [ -e "$etc/shadow" ]; then
+	edit shadow || fail "shadow: root's entry not changed"
 fi
 
-permit=
-for m in $pam_modules; do
-	[ -e "$m" ] && permit=$m && break
-done
-if [ -n "$permit" ] && [ -f "$etc/pam.d/sshd" ]; then
-	printf '%s\n' "# recharge-harness guest: see harness/stages/guest-init.sh" \
-		"auth required pam_deny.so" "account required pam_permit.so" \
-		"password required pam_deny.so" "session required pam_permit.so" \
-		>"$d/pam-sshd" && mount --bind "$d/pam-sshd" "$etc/pam.d/sshd"
-fi
+"$sshd" -f "$config" -E "$kmsg" || fail "sshd exited with status $?"
 
-echo "$ready" >"$kmsg"
-echo "$ready"
+say "$ready"
 exec sleep "$budget"

@@ -1,38 +1,39 @@
 """The guest machine with virtme-ng: the vng command line, its scratch disks, the VM.
 
-``vng --run <bzImage> --user root --memory M --cpus C --ssh PORT --ssh-tcp -v
-[--disable-kvm --qemu-opts=-accel tcg,thread=single] --disk <ext4> --disk <swap>
--- sh -c '... exec sleep <budget>'``: a headless guest whose lifetime is bounded by
-``budget`` even if the harness dies, reachable over SSH on 127.0.0.1:PORT.
+``vng --run <bzImage> --user root --memory M --cpus C -v --append net.ifnames=0 ...
+[--disable-kvm --qemu-opts=-accel tcg,thread=single] --qemu-opts=<user-mode NIC with
+hostfwd 127.0.0.1:PORT -> 10.0.2.15:22> --disk <ext4> --disk <swap> -- sh guest-init.sh
+READY BUDGET SSHD_CONFIG``: a headless guest whose lifetime is bounded by ``budget``
+even if the harness dies, reachable over SSH on 127.0.0.1:PORT.
 
 vng runs in its own session; stopping the VM kills the whole session (QEMU,
-virtiofsd, vng's shell).  vng's HOME is a private 0700 directory of the run,
-so vng generates a per-run SSH key pair and per-run host keys there (the guest
-authorises only that key; the user's own ~/.ssh keys are not involved).
+virtiofsd, vng's shell).  vng's HOME is a private 0700 directory of the run.
 Nothing here starts a guest by itself: :func:`harness.stages.boot.boot` does.
 
-**The guest's SSH sessions read none of the host root's start-up files, and skip
-PAM's session modules.**  The guest's ``/`` is the host's ``/`` (9p), and sshd runs
-every command, the harness's shell and SFTP included, as ``$SHELL -c ...`` of root's
-passwd entry with ``HOME`` from it; Debian's bash then reads ``~/.bashrc`` (it was
-started by sshd: SSH_CLIENT is set), i.e. the *host* root's (pyenv, cargo, ...: 3-9 s
-under TCG before the first command of every session).  virtme-ng's init starts sshd
-(``virtme-sshd-script``: host keys and authorized_keys copied to /run/sshd, its own
-sshd_config with ``UsePAM yes``) and only then runs the guest command, so the command
-(:func:`guest_command`: the script ``guest-init.sh`` next to this module, read from the
-host's file system) can change what the *next* connection sees (sshd reads passwd and
-its PAM stack for each): it bind-mounts over the guest's ``/etc/passwd`` a copy whose
-root entry has the home ``/run/recharge-harness/root`` (an empty tmpfs directory) and
-``/bin/sh`` as login shell, and over ``/etc/pam.d/sshd`` a stack that permits accounts
-and sessions and denies PAM authentication (sshd's own public-key check is what lets
-the harness in); then it prints :data:`GUEST_READY` on the console.
-:func:`harness.stages.boot.boot` connects only once it has seen that line
-(:meth:`Vm.guest_ready`), so its first session already starts without them.  Nothing
-on the host changes (the mounts live in the guest, their files on its /run tmpfs).
-The earlier attempt, vng's ``--rwdir /root=<empty dir>`` (mounted before sshd starts),
-hid everything under the host's /root, the run directory included when it lives there
--- and with it the per-run SSH keys vng had put in the run's private HOME: sshd never
-started.
+**The guest's sshd is the harness's, not virtme-ng's.**  With ``--ssh``, virtme-ng's
+init runs the guest command only after DHCP (busybox udhcpc and a bash script) and its
+``virtme-sshd-script`` (a bash script of a dozen programs) are done: under TCG the
+command started ~7.6 s into the guest's life, and vng made an RSA host key on the host
+first (1.2 s).  Now vng gets no ``--ssh``: the QEMU NIC and its port forward come from
+:func:`net_qemu_opts`, and the guest command (:func:`guest_command`: the script
+``guest-init.sh`` next to this module, read from the host's file system, the guest's
+root) starts ~3.5 s in, gives eth0 QEMU's user-mode address itself, and starts the
+host's sshd with :mod:`harness.stages.sshd`'s per-run config (Ed25519 keys made for the
+run, no PAM).
+
+**The guest's SSH sessions read none of the host root's start-up files.**  The guest's
+``/`` is the host's ``/`` (9p), and sshd runs every command, the harness's shell
+included, as ``$SHELL -c ...`` of root's passwd entry with ``HOME`` from it; Debian's
+bash then reads ``~/.bashrc`` (it was started by sshd: SSH_CLIENT is set), i.e. the
+*host* root's (pyenv, cargo, ...: 3-9 s under TCG before the first command of every
+session).  ``guest-init.sh`` gives root, in the guest only (its /etc is a tmpfs
+overlay), the home ``/run/recharge-harness/root`` (an empty tmpfs directory) and
+``/bin/sh`` as login shell before it starts sshd, then prints :data:`GUEST_READY` on
+the console; :func:`harness.stages.boot.boot` connects only once it has seen that line
+(:meth:`Vm.guest_ready`).  A step that fails prints :data:`GUEST_FAILED` with the
+cause, and the boot fails with it at once.  The earlier attempt, vng's ``--rwdir
+/root=<empty dir>``, hid everything under the host's /root, the run directory included
+when it lives there.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ from pathlib import Path
 
 from harness import proc
 from harness.errors import BootError, InfraError, UserError
+from harness.stages import sshd as sshdmod
 from harness.stages.config import vng_tool
 
 log = logging.getLogger(__name__)
@@ -112,36 +114,50 @@ def virtiofsd_available() -> bool:
 #: The kernel hands this ``--append`` to the guest's init as an environment variable,
 #: and udevd (virtme-ng's init starts it when the host has one) takes it as its kernel
 #: command line.  Needed when the host is a container (its /.dockerenv is the guest's
-#: too): systemd then reads PID 1's arguments instead of /proc/cmdline, misses vng's
-#: net.ifnames=0 and renames eth0 while DHCP configures it: no network, no SSH.
+#: too): systemd then reads PID 1's arguments instead of /proc/cmdline, misses
+#: net.ifnames=0 and renames eth0: no network, no SSH.
 UDEV_CMDLINE_ENV = "SYSTEMD_PROC_CMDLINE"
 #: What the guest command prints (on a line of its own, console and kmsg) once the
-#: guest's SSH sessions are ready to start without the host root's start-up files.
+#: guest's sshd runs and its sessions start without the host root's start-up files.
 GUEST_READY = "RECHARGE-HARNESS-GUEST-READY"
-#: The guest's private directory (its /run: tmpfs): root's home, passwd copy, empty motd dir
+#: ... and, followed by ": <cause>", when one of its steps failed.
+GUEST_FAILED = GUEST_READY + "-FAILED"
+#: The guest's private directory (its /run: tmpfs): root's home, passwd copy
 GUEST_PRIVATE = "/run/recharge-harness"
-_READY_LINE = re.compile(rf"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s*)?{GUEST_READY}\s*$", re.M)
+#: The guest's address on QEMU's user-mode network (guest-init.sh sets it: no DHCP)
+GUEST_ADDR = "10.0.2.15"
+_LINE_START = r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s*)?"
+_READY_LINE = re.compile(rf"{_LINE_START}{GUEST_READY}\s*$", re.M)
+_FAILED_LINE = re.compile(rf"{_LINE_START}{GUEST_FAILED}: (.*?)\s*$", re.M)
 
 
 #: The guest command's script (see the module's doc and the script's own header).
 GUEST_INIT = Path(__file__).with_name("guest-init.sh")
 
 
-def guest_command(budget_s: int) -> list[str]:
-    """The command vng runs in an SSH guest: :data:`GUEST_INIT` (root's home and login
-    shell, sshd's PAM stack made lean), :data:`GUEST_READY`
-    printed, then ``sleep budget`` (the guest's lifetime bound).  The script is read
-    from the host's file system (the guest's root): only its path travels on the
-    kernel command line (base64-encoded, 2048 bytes on x86)."""
-    return ["sh", str(GUEST_INIT), GUEST_READY, str(int(budget_s))]
+def guest_command(budget_s: int, sshd_config: Path) -> list[str]:
+    """The command vng runs in an SSH guest: :data:`GUEST_INIT` (network, root's home and
+    login shell, the harness's sshd with ``sshd_config``), :data:`GUEST_READY` printed,
+    then ``sleep budget`` (the guest's lifetime bound).  The script is read from the
+    host's file system (the guest's root): only its path travels on the kernel command
+    line (base64-encoded, 2048 bytes on x86)."""
+    return ["sh", str(GUEST_INIT), GUEST_READY, str(int(budget_s)), str(sshd_config)]
+
+
+def net_qemu_opts(port: int) -> str:
+    """QEMU's options for the guest's NIC: user-mode network, host port -> guest's sshd."""
+    return (f"-netdev user,id=rhnet,net=10.0.2.0/24,"
+            f"hostfwd=tcp:127.0.0.1:{port}-{GUEST_ADDR}:22 -device virtio-net-pci,netdev=rhnet")
 
 
 def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[str]:
-    """The exact vng command line (pure function, unit tested)."""
+    """The exact vng command line (pure function, unit tested).  With a ``port``, the
+    guest has a NIC forwarded from it and ``command`` is the guest command
+    (:func:`guest_command`); without, no network and ``sleep budget`` by default."""
     argv = [vng_tool("vng"), "--run", str(spec.bzimage), "--user", "root",
             "--memory", spec.memory, "--cpus", str(spec.cpus), "-v"]
     if port:
-        argv += ["--ssh", str(port), "--ssh-tcp", "--append", f"{UDEV_CMDLINE_ENV}=net.ifnames=0"]
+        argv += ["--append", "net.ifnames=0", "--append", f"{UDEV_CMDLINE_ENV}=net.ifnames=0"]
     if spec.force_9p:
         argv.append("--force-9p")
     for a in spec.extra_append:
@@ -154,9 +170,13 @@ def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[
         argv.append("--disable-kvm")
         if not spec.tcg_multithread:
             argv.append(f"--qemu-opts={TCG_QEMU_OPTS}")
+    if port:
+        argv.append(f"--qemu-opts={net_qemu_opts(port)}")
     argv += [f"--qemu-opts={o}" for o in spec.qemu_opts]
     if command is None:
-        command = guest_command(spec.budget_s) if port else ["sleep", str(spec.budget_s)]
+        if port:
+            raise ValueError("vng_argv: a guest with SSH needs its guest command")
+        command = ["sleep", str(spec.budget_s)]
     argv += ["--", *command]
     return argv
 
@@ -251,7 +271,7 @@ class Vm:
     """A running guest.  ``stop()`` (or leaving the ``with`` block) kills everything."""
 
     spec: VmSpec
-    workdir: Path  # console.log, vng.stdout, vng-cmd.txt, home/
+    workdir: Path  # console.log, vng.stdout, vng-cmd.txt, home/, ssh/
     port: int = 0
     process: proc.Background | None = None
     started_at: float = 0.0
@@ -268,25 +288,29 @@ class Vm:
         return self.workdir / "home"
 
     @property
-    def ssh_dir(self) -> Path:
-        return self.home / ".cache" / "virtme-ng" / ".ssh"
+    def sshd(self) -> sshdmod.SshdFiles:
+        """The guest sshd's per-run keys and config (made by :meth:`start`)."""
+        return sshdmod.SshdFiles(self.workdir / "ssh")
 
     @property
     def key_path(self) -> Path:
-        return self.ssh_dir / "id_virtme"
+        return self.sshd.client_key
 
     def host_key_files(self) -> list[Path]:
-        return sorted((self.ssh_dir / "etc" / "ssh").glob("ssh_host_*_key.pub"))
+        pub = self.sshd.host_key_pub
+        return [pub] if pub.is_file() else []
 
     def start(self, port_retries: int = 3) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         private_home(self.home)
+        files = sshdmod.write_files(self.sshd.directory)
+        command = guest_command(self.spec.budget_s, files.config)
         tried: set[int] = set()
         for _attempt in range(1, port_retries + 1):
             release_port(self.port)
             self.port = free_port(tried)
             tried.add(self.port)
-            argv = vng_argv(self.spec, self.port)
+            argv = vng_argv(self.spec, self.port, command)
             (self.workdir / "vng-cmd.txt").write_text(" ".join(argv) + "\n")
             log.info("vm: starting %s guest, ssh on 127.0.0.1:%d (console: %s)",
                      self.spec.accel.upper(), self.port, self.console_log)
@@ -318,13 +342,18 @@ class Vm:
 
     def guest_ready(self) -> bool:
         """Whether the guest command printed :data:`GUEST_READY` (console or vng's stdout;
-        a line of its own: vng -v echoes the command itself)."""
+        a line of its own: vng -v echoes the command itself).  Raises :class:`BootError`
+        with the cause when it printed :data:`GUEST_FAILED` instead."""
         if self.ready_at is None:
             for f in (self.console_log, self.workdir / "vng.stdout"):
                 try:
                     text = f.read_text(encoding="utf-8", errors="replace")
                 except OSError:
                     continue
+                failed = _FAILED_LINE.search(text)
+                if failed:
+                    raise BootError(f"guest set-up failed: {failed.group(1)}",
+                                    log=self.console_log)
                 if _READY_LINE.search(text):
                     self.ready_at = time.monotonic()
                     break
@@ -347,8 +376,9 @@ class Vm:
         if self.process is not None:
             self.process.stop()
         release_port(self.port)
-        # The private key is of no use once the guest is gone.
+        # The private keys are of no use once the guest is gone.
         shutil.rmtree(self.home, ignore_errors=True)
+        shutil.rmtree(self.sshd.directory, ignore_errors=True)
 
     def __enter__(self) -> "Vm":
         return self

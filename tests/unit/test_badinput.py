@@ -61,7 +61,9 @@ hang() {  # hang NAME: a child in our process group, pids recorded, wait forever
 FAKE_VNG = """#!/bin/sh
 {hang}
 port=""; prev=""
-for a in "$@"; do [ "$prev" = --ssh ] && port=$a; prev=$a; done
+for a in "$@"; do
+  case $a in *hostfwd=tcp:127.0.0.1:*) port=${{a#*hostfwd=tcp:127.0.0.1:}}; port=${{port%%-*}} ;; esac
+done
 case "$FAKE_VNG_MODE" in
   panic)  # the kernel console (vng -v) goes to stderr, like virtme-run's
     echo "[    0.000000] Linux version 6.12.0-fake" >&2
@@ -311,7 +313,7 @@ def test_guest_never_answering_ssh_times_out_and_kills_the_group(fakes, capsys, 
     assert code == 2, err
     run = out / "1"
     port = meta(run)["vm"].get("port") or int(
-        (run / "vm" / "vng-cmd.txt").read_text().split("--ssh ")[1].split()[0])
+        (run / "vm" / "vng-cmd.txt").read_text().split("hostfwd=tcp:127.0.0.1:")[1].split("-")[0])
     assert_one_line_cause(err, "NO VERDICT (exit 2)", "boot: guest not reachable: SSH to "
                           f"127.0.0.1:{port} not answering after 3s")
     assert took < 30, took  # the boot timeout, not the default 300 s

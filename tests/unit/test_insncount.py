@@ -223,9 +223,10 @@ def test_plugin_qemu_arg_and_vng_argv(tmp_path: Path) -> None:
     with pytest.raises(ValueError):
         p.qemu_arg(tmp_path / "a b")
     spec = vm.VmSpec(bzimage=tmp_path / "bz", accel="tcg", qemu_opts=(arg,))
-    argv = vm.vng_argv(spec, 2222)
+    argv = vm.vng_argv(spec, 2222, ["true"])
     i = argv.index("--qemu-opts=-accel tcg,thread=single")
-    assert argv[i + 1] == f"--qemu-opts={arg}" and argv[i + 2] == "--"
+    assert argv[i + 1] == f"--qemu-opts={vm.net_qemu_opts(2222)}"
+    assert argv[i + 2] == f"--qemu-opts={arg}" and argv[i + 3] == "--"
     assert insncount.Plugin(None, "x").describe()["available"] is False
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.errors import InfraError, UserError
+from harness.errors import BootError, InfraError, UserError
 from harness.stages import accel, vm
 
 from fakes import write_exe
@@ -50,23 +51,33 @@ def fake_vng(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ignore[n
 def test_vng_argv_tcg_default() -> None:
     spec = vm.VmSpec(bzimage=Path("/k/bzImage"), memory="3G", cpus=2, accel="tcg",
                      disks=(Path("/r/a.ext4"), Path("/r/b.img")), budget_s=600, force_9p=True)
-    argv = vm.vng_argv(spec, 4242)
+    command = vm.guest_command(600, Path("/r/ssh/sshd_config"))
+    argv = vm.vng_argv(spec, 4242, command)
     assert argv[1:] == [
         "--run", "/k/bzImage", "--user", "root", "--memory", "3G", "--cpus", "2", "-v",
-        "--ssh", "4242", "--ssh-tcp", "--append", "SYSTEMD_PROC_CMDLINE=net.ifnames=0", "--force-9p", "--disk", "/r/a.ext4", "--disk", "/r/b.img",
-        "--disable-kvm", "--qemu-opts=-accel tcg,thread=single", "--", *vm.guest_command(600)]
+        "--append", "net.ifnames=0", "--append", "SYSTEMD_PROC_CMDLINE=net.ifnames=0",
+        "--force-9p", "--disk", "/r/a.ext4", "--disk", "/r/b.img",
+        "--disable-kvm", "--qemu-opts=-accel tcg,thread=single",
+        "--qemu-opts=-netdev user,id=rhnet,net=10.0.2.0/24,"
+        "hostfwd=tcp:127.0.0.1:4242-10.0.2.15:22 -device virtio-net-pci,netdev=rhnet",
+        "--", "sh", str(vm.GUEST_INIT), vm.GUEST_READY, "600", "/r/ssh/sshd_config"]
+    # vng's own SSH (DHCP and its sshd script before the guest command) is not used
+    assert "--ssh" not in argv and "--ssh-tcp" not in argv
+    with pytest.raises(ValueError):
+        vm.vng_argv(spec, 4242)
 
 
 def test_vng_argv_kvm_and_multithread() -> None:
     argv = vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="kvm"), 0, ["true"])
     assert "--disable-kvm" not in argv and "--ssh" not in argv and argv[-2:] == ["--", "true"]
-    mt = vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="tcg", tcg_multithread=True), 1)
+    mt = vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="tcg", tcg_multithread=True), 0)
     assert "--disable-kvm" in mt and not any(a.startswith("--qemu-opts") for a in mt)
+    assert "net.ifnames=0" not in mt  # no NIC without a port
 
 
 def test_vng_argv_rejects_disk_paths_vng_cannot_take() -> None:
     with pytest.raises(UserError, match="must not contain"):
-        vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), disks=(Path("/a,b.img"),)), 1)
+        vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), disks=(Path("/a,b.img"),)), 1, ["true"])
 
 
 @pytest.mark.parametrize("text,ok", [("3G", True), ("1536M", True), ("2048", True),
@@ -168,10 +179,13 @@ def test_vm_start_stop_leaves_no_process_and_private_home(tmp_path: Path, fake_v
     assert v.alive() and _alive(qemu)
     assert (v.home.stat().st_mode & 0o777) == 0o700
     assert f"HOME={v.home}" in (tmp_path / "vng-calls").read_text()
-    assert v.key_path == v.home / ".cache/virtme-ng/.ssh/id_virtme"
-    assert (v.workdir / "vng-cmd.txt").read_text().split()[-2:] == [vm.GUEST_READY, "3600"]
+    assert v.key_path == v.workdir / "ssh" / "id_ed25519" and v.key_path.is_file()
+    assert v.host_key_files() == [v.workdir / "ssh" / "ssh_host_ed25519_key.pub"]
+    assert (v.workdir / "vng-cmd.txt").read_text().split()[-3:] == [
+        vm.GUEST_READY, "3600", str(v.workdir / "ssh" / "sshd_config")]
     v.stop()
     assert not v.alive() and not _alive(qemu) and not v.home.exists()
+    assert not (v.workdir / "ssh").exists()  # the private keys go with the guest
 
 
 def test_vm_retries_when_port_taken(tmp_path: Path, monkeypatch, fake_vng) -> None:
@@ -180,7 +194,8 @@ def test_vm_retries_when_port_taken(tmp_path: Path, monkeypatch, fake_vng) -> No
         v.start()
         assert v.alive() and v.attempts and "taken" in v.attempts[0]
         calls = (tmp_path / "vng-calls").read_text().splitlines()
-        ports = [c.split("--ssh ")[1].split()[0] for c in calls if "--ssh " in c]
+        ports = [c.split("hostfwd=tcp:127.0.0.1:")[1].split("-")[0] for c in calls
+                 if "hostfwd=" in c]
         assert len(ports) == 2 and ports[0] != ports[1]
 
 
@@ -192,70 +207,104 @@ def test_death_reason_reads_console(tmp_path: Path) -> None:
     assert "Kernel panic - not syncing: VFS" in v.death_reason()
 
 
-def _run_guest_command(tmp_path: Path, passwd: str, *, pam: bool = True,
-                       pam_module: bool = True) -> dict[str, str]:
+def _run_guest_command(tmp_path: Path, passwd: str, *, shadow: str | None = "root:!:::::::\n",
+                       etc_writable: bool = True, ip_ok: bool = True,
+                       sshd_status: int = 0, budget: int = 0) -> dict[str, str]:
     """Run the guest command's script on the host with every guest path moved under
-    ``tmp_path`` and ``mount`` a fake that only logs."""
-    argv = vm.guest_command(7)
-    assert argv[:2] == ["sh", str(vm.GUEST_INIT)] and argv[2:] == [vm.GUEST_READY, "7"]
+    ``tmp_path``; ``ip``, ``mount`` and sshd are fakes that log their arguments."""
+    config = tmp_path / "ssh" / "sshd_config"
+    argv = vm.guest_command(budget, config)
+    assert argv == ["sh", str(vm.GUEST_INIT), vm.GUEST_READY, str(budget), str(config)]
     etc = tmp_path / "etc"
-    (etc / "pam.d").mkdir(parents=True)
+    etc.mkdir()
     (etc / "passwd").write_text(passwd)
-    if pam:
-        (etc / "pam.d" / "sshd").write_text("@include common-auth\n")
-    module = tmp_path / "security" / "pam_permit.so"
-    if pam_module:
-        module.parent.mkdir()
-        module.write_text("")
+    if shadow is not None:
+        (etc / "shadow").write_text(shadow)
+    if not etc_writable:  # a read-only /etc: copies are bind-mounted instead
+        if os.geteuid() != 0:
+            for f in etc.iterdir():
+                f.chmod(0o444)
+        elif shutil.which("unshare"):  # root writes read-only files: a read-only mount
+            argv = ["unshare", "--mount", "sh", "-c", f"/bin/mount --bind {etc} {etc} && "
+                    f"/bin/mount -o remount,bind,ro {etc} && exec \"$@\"", "sh", *argv]
+        else:
+            pytest.skip("running as root without unshare: no read-only /etc to test with")
     bindir = tmp_path / "bin"
-    write_exe(bindir / "mount", f"""
-        #!/bin/sh
-        echo "$@" >> {tmp_path}/mounts
-    """)
+    for name, status in (("mount", 0), ("ip", 0 if ip_ok else 1), ("sshd", sshd_status)):
+        write_exe(bindir / name, f"""
+            #!/bin/sh
+            echo "$@" >> {tmp_path}/{name}.args
+            [ {name} = ip ] && cat >> {tmp_path}/ip.args
+            exit {status}
+        """)
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}",
            "RH_PRIVATE": str(tmp_path / "private"), "RH_ETC": str(etc),
            "RH_KMSG": str(tmp_path / "kmsg"), "RH_SSH_SCRATCH": str(tmp_path / "ssh-scratch"),
-           "RH_PAM_MODULES": f"{tmp_path}/nowhere/pam_permit.so {module}"}
+           "RH_SSHD": str(bindir / "sshd"), "RH_SSHD_DIR": str(tmp_path / "sshd-dir")}
     res = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
     assert res.returncode == 0, res.stderr
-    assert res.stdout == vm.GUEST_READY + "\n"
 
     def text(name: str) -> str:
         f = tmp_path / name
         return f.read_text() if f.exists() else ""
-    return {n: text(n) for n in ("private/passwd", "private/pam-sshd", "mounts", "kmsg")}
+    out = {n: text(n) for n in ("etc/passwd", "etc/shadow", "private/passwd", "private/shadow",
+                                "mount.args", "ip.args", "sshd.args", "kmsg")}
+    out["stdout"] = res.stdout
+    return out
 
 
-def test_guest_command_gives_root_a_private_home_a_plain_shell_and_a_lean_pam(
-        tmp_path: Path) -> None:
-    passwd = ("root:x:0:0:root:/root:/bin/bash\n"
-              "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
-              "rootless:x:1000:1000::/root:/bin/sh\n")
-    out = _run_guest_command(tmp_path, passwd)
+PASSWD = ("root:x:0:0:root:/root:/bin/bash\n"
+          "daemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\n"
+          "rootless:x:1000:1000::/root:/bin/sh\n")
+
+
+def test_guest_command_sets_up_network_root_and_sshd(tmp_path: Path) -> None:
+    out = _run_guest_command(tmp_path, PASSWD, shadow="root:!:::::::\ndaemon:!:::::::\n")
     private = tmp_path / "private"
-    assert out["private/passwd"].splitlines() == [f"root:x:0:0:root:{private}/root:/bin/sh",
-                                                  *passwd.splitlines()[1:]]
-    assert out["mounts"].splitlines() == [f"--bind {private}/passwd {tmp_path}/etc/passwd",
-                                          f"--bind {private}/pam-sshd {tmp_path}/etc/pam.d/sshd"]
+    # root: an empty private home and a plain shell; the others untouched
+    assert out["etc/passwd"].splitlines() == [f"root:x:0:0:root:{private}/root:/bin/sh",
+                                              *PASSWD.splitlines()[1:]]
+    # root's shadow entry not "!": sshd without PAM refuses locked accounts
+    assert out["etc/shadow"].splitlines() == ["root:*:::::::", "daemon:!:::::::"]
+    assert out["mount.args"] == ""  # written in place: the guest's /etc is a tmpfs overlay
+    assert out["ip.args"].splitlines() == ["-batch -", "link set dev eth0 up",
+                                           f"addr add {vm.GUEST_ADDR}/24 dev eth0"]
+    assert out["sshd.args"].split() == ["-f", str(tmp_path / "ssh" / "sshd_config"),
+                                        "-E", str(tmp_path / "kmsg")]
     assert (private / "root").is_dir() and not any((private / "root").iterdir())
     assert ((private / "root").stat().st_mode & 0o777) == 0o700
-    assert (tmp_path / "ssh-scratch").is_dir()
-    assert out["kmsg"] == vm.GUEST_READY + "\n"
-    # sessions and accounts permitted; authentication is never PAM's to grant
-    rules = [l.split() for l in out["private/pam-sshd"].splitlines() if not l.startswith("#")]
-    assert rules == [["auth", "required", "pam_deny.so"], ["account", "required", "pam_permit.so"],
-                     ["password", "required", "pam_deny.so"],
-                     ["session", "required", "pam_permit.so"]]
+    assert (tmp_path / "ssh-scratch").is_dir() and (tmp_path / "sshd-dir").is_dir()
+    assert out["stdout"] == out["kmsg"] == vm.GUEST_READY + "\n"
 
 
-def test_guest_command_leaves_passwd_alone_without_a_root_entry(tmp_path: Path) -> None:
-    out = _run_guest_command(tmp_path, "daemon:x:1:1::/:/bin/false\n", pam=False)
-    assert out["mounts"] == "" and out["kmsg"] == vm.GUEST_READY + "\n"
+def test_guest_command_bind_mounts_copies_over_a_read_only_etc(tmp_path: Path) -> None:
+    out = _run_guest_command(tmp_path, PASSWD, etc_writable=False)
+    private = tmp_path / "private"
+    assert out["mount.args"].splitlines() == [f"--bind {private}/passwd {tmp_path}/etc/passwd",
+                                              f"--bind {private}/shadow {tmp_path}/etc/shadow"]
+    assert out["private/passwd"].startswith(f"root:x:0:0:root:{private}/root:/bin/sh\n")
+    assert out["private/shadow"] == "root:*:::::::\n"
 
 
-def test_guest_command_keeps_the_pam_stack_without_pam_permit(tmp_path: Path) -> None:
-    out = _run_guest_command(tmp_path, "root:x:0:0:root:/root:/bin/bash\n", pam_module=False)
-    assert "pam.d" not in out["mounts"] and out["private/pam-sshd"] == ""
+def test_guest_command_leaves_files_without_a_root_entry_alone(tmp_path: Path) -> None:
+    out = _run_guest_command(tmp_path, "daemon:x:1:1::/:/bin/false", shadow=None)
+    assert out["etc/passwd"] == "daemon:x:1:1::/:/bin/false" and out["etc/shadow"] == ""
+    assert out["stdout"] == vm.GUEST_READY + "\n"
+
+
+@pytest.mark.parametrize("what, kwargs", [("network", {"ip_ok": False}),
+                                          ("sshd exited with status 3", {"sshd_status": 3})])
+def test_guest_command_reports_a_failed_step(tmp_path: Path, what: str, kwargs: dict) -> None:  # type: ignore[type-arg]
+    out = _run_guest_command(tmp_path, PASSWD, **kwargs)
+    assert out["stdout"] == out["kmsg"]
+    assert out["stdout"].startswith(f"{vm.GUEST_FAILED}: {what}")
+    assert vm.GUEST_READY + "\n" not in out["stdout"]
+    # ... and the harness stops waiting with that cause
+    v = vm.Vm(vm.VmSpec(bzimage=Path("/k")), tmp_path / "vm")
+    v.workdir.mkdir()
+    v.console_log.write_text("[    3.9] " + out["kmsg"])
+    with pytest.raises(BootError, match=f"guest set-up failed: {what}"):
+        v.guest_ready()
 
 
 def test_guest_command_fits_the_kernel_command_line() -> None:
@@ -265,7 +314,8 @@ def test_guest_command_fits_the_kernel_command_line() -> None:
     # vng puts the command, base64-encoded, on a command line of at most 2048 bytes
     # (x86), next to its own parameters (about 1000 with long paths): only the
     # script's path travels
-    assert len(base64.b64encode(shlex.join(vm.guest_command(10**6)).encode())) < 600
+    command = vm.guest_command(10**6, Path("/" + "r" * 150) / "vm" / "ssh" / "sshd_config")
+    assert len(base64.b64encode(shlex.join(command).encode())) < 700
     # without SSH (e.g. the KVM probe's own command) nothing changes
     assert vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), budget_s=5), 0)[-2:] == ["sleep", "5"]
 
@@ -293,3 +343,5 @@ def test_guest_init_uses_the_harness_paths() -> None:
     assert f"${{RH_SSH_SCRATCH:-{_SCRATCH}}}" in text
     # the private home the e2e test and guest-setup.sh look for
     assert f"d=${{RH_PRIVATE:-{vm.GUEST_PRIVATE}}}" in text
+    assert f"addr add {vm.GUEST_ADDR}/24 dev eth0" in text
+    assert f"{vm.GUEST_ADDR}:22" in vm.net_qemu_opts(1)

@@ -79,9 +79,8 @@ def console_events(text: str) -> list[tuple[float, str]]:
 _PHASE_MARKS = (
     ("init_started", re.compile(r"^Run .* as init process")),
     ("init_basic_done", re.compile(r"virtme-ng-init: basic initialization done")),
-    ("network_start", re.compile(r"virtme-ng-init: setting up network device")),
-    ("dhcp_lease", re.compile(r"udhcpc: lease of")),
     ("script_start", re.compile(r"virtme-ng-init: starting script")),
+    ("guest_ready", re.compile(r"^RECHARGE-HARNESS-GUEST-READY\s*$")),
 )
 
 
@@ -108,15 +107,16 @@ def boot_phases(console: str, boot_to_ssh_s: float | None, *,
         phases["virtme-ng-init basics (mounts, tmpfiles)"] = (marks["init_basic_done"]
                                                               - marks["init_started"])
     if "init_basic_done" in marks and "script_start" in marks:
-        phases["network + DHCP (to 'starting script')"] = (marks["script_start"]
-                                                           - marks["init_basic_done"])
-        if "network_start" in marks and "dhcp_lease" in marks:
-            out["dhcp_s"] = round(marks["dhcp_lease"] - marks["network_start"], 2)
-    if (guest_zero_s is not None and boot_to_ssh_s is not None and "script_start" in marks):
-        phases["sshd start + SSH handshake"] = (boot_to_ssh_s - guest_zero_s
-                                                - marks["script_start"])
+        phases["virtme-ng-init services (to 'starting script')"] = (
+            marks["script_start"] - marks["init_basic_done"])
+    if "script_start" in marks and "guest_ready" in marks:
+        phases["guest command (network, root, sshd)"] = (marks["guest_ready"]
+                                                         - marks["script_start"])
+    if (guest_zero_s is not None and boot_to_ssh_s is not None and "guest_ready" in marks):
+        phases["SSH handshake (from the ready line)"] = (boot_to_ssh_s - guest_zero_s
+                                                         - marks["guest_ready"])
     if boot_to_ssh_s is not None and boot_to_shell_s is not None:
-        phases["first shell (login, PAM, .bashrc over 9p)"] = boot_to_shell_s - boot_to_ssh_s
+        phases["first shell (session, login shell)"] = boot_to_shell_s - boot_to_ssh_s
     out["phases_s"] = {k: round(v, 2) for k, v in phases.items()}
     return out
 
