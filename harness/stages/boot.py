@@ -78,7 +78,7 @@ class Booted:
 
     @property
     def first_command_s(self) -> float:
-        """SSH ready -> first command done: a new session's start-up (sshd, PAM, root's
+        """SSH ready -> first command done: a new session's start-up (sshd, root's
         login shell; none of the host root's start-up files: harness.stages.vm)."""
         return round(self.boot_to_shell_s - self.boot_to_ssh_s, 2)
 
@@ -174,7 +174,7 @@ def _connect(vm: vmmod.Vm, guest: Any, choice: accelmod.AccelChoice, spec: BootS
     deadline = spec.boot_timeout_s if choice.accel == "tcg" else min(spec.boot_timeout_s, 120)
     try:
         waited = guest.connect(deadline, alive=vm.alive, ready=vm.guest_ready)
-    except Interrupted:  # SIGTERM while waiting: not the guest's fault
+    except (Interrupted, BootError):  # SIGTERM while waiting; the guest said why
         raise
     except HarnessError as e:
         reason = vm.death_reason() if not vm.alive() else str(e)

@@ -1,9 +1,9 @@
 """Stage 6: talk to the guest over SSH (paramiko).
 
-The guest's sshd listens on 127.0.0.1:PORT only (QEMU user networking).  We log
-in as root with the per-run key vng generated in the run's private HOME, and
-we *verify* the guest's host key against the per-run host keys vng generated
-next to it (no trust-on-first-use, no known_hosts file touched).
+The guest's sshd is reached on 127.0.0.1:PORT only (QEMU user networking).  We log
+in as root with the per-run client key of harness.stages.sshd, and we *verify* the
+guest's host key against the run's host key made next to it (no trust-on-first-use,
+no known_hosts file touched).
 """
 
 from __future__ import annotations
@@ -76,13 +76,12 @@ class Guest:
         return client
 
     def connect(self, deadline_s: float, alive: Callable[[], bool] | None = None,
-                ready: Callable[[], bool] | None = None, ready_grace_s: float = 90.0) -> float:
+                ready: Callable[[], bool] | None = None) -> float:
         """Retry with back-off until sshd answers; return seconds waited.
 
         ``ready``: no attempt before it says the guest is ready for sessions
-        (harness.stages.vm.Vm.guest_ready: sshd reads root's passwd entry when a
-        connection logs in, so logging in earlier would give that connection the
-        host root's home); after ``ready_grace_s`` without it, connect anyway.
+        (harness.stages.vm.Vm.guest_ready: the guest command starts sshd, after
+        root's passwd entry is changed); it may raise to end the wait with a cause.
         Raises :class:`SshError` at the deadline or as soon as ``alive()`` says
         the guest is gone.
         """
@@ -97,12 +96,8 @@ class Guest:
                 if waited > deadline_s:
                     raise SshError(f"SSH to {self.host}:{self.port} not answering after "
                                    f"{deadline_s:.0f}s (the guest never reported ready)")
-                if waited < ready_grace_s:
-                    time.sleep(0.1)
-                    continue
-                log.warning("ssh: the guest did not report ready in %.0fs; connecting anyway "
-                            "(its sessions may read the host root's start-up files)", waited)
-                ready = None
+                time.sleep(0.1)
+                continue
             client = self._new_client()
             try:
                 client.connect(
@@ -138,8 +133,8 @@ class Guest:
         (default: ``timeout + kill_after`` and a margin for the shell itself).
 
         Goes through one persistent ``/bin/sh`` channel: every new SSH session
-        costs seconds under TCG (sshd + PAM + the user's login-shell rc files over
-        9p), a command on the open shell costs milliseconds.  Falls back to one
+        costs a fork and exec of sshd and the login shell, hundreds of milliseconds
+        under TCG; a command on the open shell costs milliseconds.  Falls back to one
         SSH exec per command if that shell cannot be used.
         Exit code 124 from coreutils ``timeout`` is reported as ``timed_out``.
 

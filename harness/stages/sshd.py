@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness.errors import UserError
 
 #: Characters a path in sshd_config cannot hold unquoted (and vng's options reject).
-_UNSAFE = set(" \t\n\"'\\#=,")
+_UNSAFE = set(" \t\n\"'\\#=,%")
 
 
 @dataclass(frozen=True)
@@ -68,12 +68,16 @@ def _write(path: Path, data: bytes, mode: int) -> None:
         f.write(data)
 
 
-def config_text(files: SshdFiles) -> str:
-    """The guest sshd's config (pure, unit tested)."""
+def config_text(files: SshdFiles, pidfile: str) -> str:
+    """The guest sshd's config (pure, unit tested); ``pidfile`` is a guest path (sshd
+    writes it once it listens: guest-init.sh waits for it)."""
+    if not files.directory.is_absolute():
+        raise ValueError(f"{files.directory}: the guest's sshd needs absolute paths")
     for p in (files.host_key, files.authorized_keys):
         if _UNSAFE & set(str(p)):
             raise UserError(f"run directory {files.directory} must not contain spaces, "
-                            "quotes, '#', '=', ',' or backslashes (the guest's sshd reads it)")
+                            "quotes, '#', '=', ',', '%' or backslashes (the guest's sshd "
+                            "reads it)")
     return "\n".join([
         "# recharge-harness: the guest's sshd (harness/stages/sshd.py); per-run keys",
         "Port 22",
@@ -81,6 +85,7 @@ def config_text(files: SshdFiles) -> str:
         f"HostKey {files.host_key}",
         f"AuthorizedKeysFile {files.authorized_keys}",
         "PermitRootLogin prohibit-password",
+        "AllowUsers root",
         "PubkeyAuthentication yes",
         "PasswordAuthentication no",
         "KbdInteractiveAuthentication no",
@@ -89,16 +94,17 @@ def config_text(files: SshdFiles) -> str:
         "PrintMotd no",
         "PrintLastLog no",
         "UseDNS no",
-        "PidFile /run/recharge-harness/sshd.pid",
+        f"PidFile {pidfile}",
         "Subsystem sftp internal-sftp",
         "",
     ])
 
 
-def write_files(directory: Path) -> SshdFiles:
-    """Make ``directory`` (0700) with fresh keys, ``authorized_keys`` and ``sshd_config``."""
-    files = SshdFiles(directory)
-    text = config_text(files)
+def write_files(directory: Path, pidfile: str) -> SshdFiles:
+    """Make ``directory`` (0700) with fresh keys, ``authorized_keys`` and ``sshd_config``.
+    The paths in the config are absolute (the guest runs in another directory)."""
+    files = SshdFiles(directory.absolute())
+    text = config_text(files, pidfile)
     directory.mkdir(parents=True, exist_ok=True)
     os.chmod(directory, 0o700)
     host_private, host_public = _key_pair()

@@ -122,8 +122,11 @@ UDEV_CMDLINE_ENV = "SYSTEMD_PROC_CMDLINE"
 GUEST_READY = "RECHARGE-HARNESS-GUEST-READY"
 #: ... and, followed by ": <cause>", when one of its steps failed.
 GUEST_FAILED = GUEST_READY + "-FAILED"
-#: The guest's private directory (its /run: tmpfs): root's home, passwd copy
+#: The guest's private directory (its /run: tmpfs): root's home, sshd's pid file, the
+#: passwd and shadow copies where /etc is read-only
 GUEST_PRIVATE = "/run/recharge-harness"
+#: Where the guest's sshd writes its pid once it listens (guest-init.sh waits for it)
+GUEST_SSHD_PID = f"{GUEST_PRIVATE}/sshd.pid"
 #: The guest's address on QEMU's user-mode network (guest-init.sh sets it: no DHCP)
 GUEST_ADDR = "10.0.2.15"
 _LINE_START = r"^(?:<\d+>)?(?:\[\s*\d+\.\d+\]\s*)?"
@@ -141,7 +144,8 @@ def guest_command(budget_s: int, sshd_config: Path) -> list[str]:
     then ``sleep budget`` (the guest's lifetime bound).  The script is read from the
     host's file system (the guest's root): only its path travels on the kernel command
     line (base64-encoded, 2048 bytes on x86)."""
-    return ["sh", str(GUEST_INIT), GUEST_READY, str(int(budget_s)), str(sshd_config)]
+    return ["sh", str(GUEST_INIT), GUEST_READY, str(int(budget_s)), str(sshd_config),
+            GUEST_SSHD_PID]
 
 
 def net_qemu_opts(port: int) -> str:
@@ -170,6 +174,9 @@ def vng_argv(spec: VmSpec, port: int, command: list[str] | None = None) -> list[
         argv.append("--disable-kvm")
         if not spec.tcg_multithread:
             argv.append(f"--qemu-opts={TCG_QEMU_OPTS}")
+    elif port and not spec.force_9p:
+        # vng picks QEMU's microvm machine for KVM with virtio-fs; the NIC is PCI
+        argv.append("--disable-microvm")
     if port:
         argv.append(f"--qemu-opts={net_qemu_opts(port)}")
     argv += [f"--qemu-opts={o}" for o in spec.qemu_opts]
@@ -279,6 +286,10 @@ class Vm:
     ready_at: float | None = None
     attempts: list[str] = field(default_factory=list)
 
+    def __post_init__(self) -> None:
+        # vng runs in workdir: its disks and the guest's sshd files need absolute paths
+        self.workdir = self.workdir.absolute()
+
     @property
     def console_log(self) -> Path:
         return self.workdir / "console.log"
@@ -303,7 +314,7 @@ class Vm:
     def start(self, port_retries: int = 3) -> None:
         self.workdir.mkdir(parents=True, exist_ok=True)
         private_home(self.home)
-        files = sshdmod.write_files(self.sshd.directory)
+        files = sshdmod.write_files(self.sshd.directory, GUEST_SSHD_PID)
         command = guest_command(self.spec.budget_s, files.config)
         tried: set[int] = set()
         for _attempt in range(1, port_retries + 1):

@@ -16,7 +16,7 @@ from pathlib import Path
 import paramiko
 import pytest
 
-from harness.errors import Interrupted, SshError
+from harness.errors import BootError, Interrupted, SshError
 from harness.stages import vm
 from harness.stages.ssh import Guest
 
@@ -196,13 +196,17 @@ def test_connect_waits_until_the_guest_is_ready(sshd) -> None:  # type: ignore[n
     g.close()
 
 
-def test_connect_goes_on_without_ready_after_the_grace(sshd, caplog) -> None:  # type: ignore[no-untyped-def]
-    port, d = sshd
-    g = Guest("127.0.0.1", port, "root", d / "client", [d / "host.pub"])
-    with caplog.at_level("WARNING", logger="harness.stages.ssh"):
-        waited = g.connect(20.0, ready=lambda: False, ready_grace_s=0.5)
-    assert 0.5 <= waited < 15 and "did not report ready" in caplog.text
-    g.close()
+def test_connect_stops_when_ready_raises(tmp_path: Path) -> None:
+    # the guest command reported a failed step (harness.stages.vm.Vm.guest_ready):
+    # no attempt, no waiting out the deadline
+    def ready() -> bool:
+        raise BootError("guest set-up failed: network")
+
+    g = Guest("127.0.0.1", vm.free_port(), "root", tmp_path / "nokey")
+    start = time.monotonic()
+    with pytest.raises(BootError, match="set-up failed: network"):
+        g.connect(60.0, ready=ready)
+    assert time.monotonic() - start < 5
 
 
 def test_connect_deadline_while_not_ready(tmp_path: Path) -> None:

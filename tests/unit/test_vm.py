@@ -60,7 +60,8 @@ def test_vng_argv_tcg_default() -> None:
         "--disable-kvm", "--qemu-opts=-accel tcg,thread=single",
         "--qemu-opts=-netdev user,id=rhnet,net=10.0.2.0/24,"
         "hostfwd=tcp:127.0.0.1:4242-10.0.2.15:22 -device virtio-net-pci,netdev=rhnet",
-        "--", "sh", str(vm.GUEST_INIT), vm.GUEST_READY, "600", "/r/ssh/sshd_config"]
+        "--", "sh", str(vm.GUEST_INIT), vm.GUEST_READY, "600", "/r/ssh/sshd_config",
+        vm.GUEST_SSHD_PID]
     # vng's own SSH (DHCP and its sshd script before the guest command) is not used
     assert "--ssh" not in argv and "--ssh-tcp" not in argv
     with pytest.raises(ValueError):
@@ -70,6 +71,11 @@ def test_vng_argv_tcg_default() -> None:
 def test_vng_argv_kvm_and_multithread() -> None:
     argv = vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="kvm"), 0, ["true"])
     assert "--disable-kvm" not in argv and "--ssh" not in argv and argv[-2:] == ["--", "true"]
+    # KVM with virtio-fs would get vng's microvm machine: the NIC is PCI
+    assert "--disable-microvm" in vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="kvm"), 9,
+                                              ["true"])
+    assert "--disable-microvm" not in vm.vng_argv(
+        vm.VmSpec(bzimage=Path("/k"), accel="kvm", force_9p=True), 9, ["true"])
     mt = vm.vng_argv(vm.VmSpec(bzimage=Path("/k"), accel="tcg", tcg_multithread=True), 0)
     assert "--disable-kvm" in mt and not any(a.startswith("--qemu-opts") for a in mt)
     assert "net.ifnames=0" not in mt  # no NIC without a port
@@ -181,8 +187,8 @@ def test_vm_start_stop_leaves_no_process_and_private_home(tmp_path: Path, fake_v
     assert f"HOME={v.home}" in (tmp_path / "vng-calls").read_text()
     assert v.key_path == v.workdir / "ssh" / "id_ed25519" and v.key_path.is_file()
     assert v.host_key_files() == [v.workdir / "ssh" / "ssh_host_ed25519_key.pub"]
-    assert (v.workdir / "vng-cmd.txt").read_text().split()[-3:] == [
-        vm.GUEST_READY, "3600", str(v.workdir / "ssh" / "sshd_config")]
+    assert (v.workdir / "vng-cmd.txt").read_text().split()[-4:] == [
+        vm.GUEST_READY, "3600", str(v.workdir / "ssh" / "sshd_config"), vm.GUEST_SSHD_PID]
     v.stop()
     assert not v.alive() and not _alive(qemu) and not v.home.exists()
     assert not (v.workdir / "ssh").exists()  # the private keys go with the guest
@@ -209,12 +215,15 @@ def test_death_reason_reads_console(tmp_path: Path) -> None:
 
 def _run_guest_command(tmp_path: Path, passwd: str, *, shadow: str | None = "root:!:::::::\n",
                        etc_writable: bool = True, ip_ok: bool = True,
-                       sshd_status: int = 0, budget: int = 0) -> dict[str, str]:
+                       sshd_status: int = 0, budget: int = 0,
+                       sshd_listens: bool = True) -> dict[str, str]:
     """Run the guest command's script on the host with every guest path moved under
     ``tmp_path``; ``ip``, ``mount`` and sshd are fakes that log their arguments."""
     config = tmp_path / "ssh" / "sshd_config"
     argv = vm.guest_command(budget, config)
-    assert argv == ["sh", str(vm.GUEST_INIT), vm.GUEST_READY, str(budget), str(config)]
+    assert argv == ["sh", str(vm.GUEST_INIT), vm.GUEST_READY, str(budget), str(config),
+                    vm.GUEST_SSHD_PID]
+    argv[-1] = str(tmp_path / "sshd.pid")
     etc = tmp_path / "etc"
     etc.mkdir()
     (etc / "passwd").write_text(passwd)
@@ -235,12 +244,15 @@ def _run_guest_command(tmp_path: Path, passwd: str, *, shadow: str | None = "roo
             #!/bin/sh
             echo "$@" >> {tmp_path}/{name}.args
             [ {name} = ip ] && cat >> {tmp_path}/ip.args
+            [ {name} = sshd ] && [ {status} = 0 ] && [ {int(sshd_listens)} = 1 ] && \
+                echo 4242 > {tmp_path}/sshd.pid
             exit {status}
         """)
     env = {**os.environ, "PATH": f"{bindir}:{os.environ['PATH']}",
            "RH_PRIVATE": str(tmp_path / "private"), "RH_ETC": str(etc),
            "RH_KMSG": str(tmp_path / "kmsg"), "RH_SSH_SCRATCH": str(tmp_path / "ssh-scratch"),
-           "RH_SSHD": str(bindir / "sshd"), "RH_SSHD_DIR": str(tmp_path / "sshd-dir")}
+           "RH_SSHD": str(bindir / "sshd"), "RH_SSHD_DIR": str(tmp_path / "sshd-dir"),
+           "RH_PID_TRIES": "3"}
     res = subprocess.run(argv, capture_output=True, text=True, timeout=30, env=env)
     assert res.returncode == 0, res.stderr
 
@@ -268,7 +280,8 @@ def test_guest_command_sets_up_network_root_and_sshd(tmp_path: Path) -> None:
     assert out["etc/shadow"].splitlines() == ["root:*:::::::", "daemon:!:::::::"]
     assert out["mount.args"] == ""  # written in place: the guest's /etc is a tmpfs overlay
     assert out["ip.args"].splitlines() == ["-batch -", "link set dev eth0 up",
-                                           f"addr add {vm.GUEST_ADDR}/24 dev eth0"]
+                                           f"addr add {vm.GUEST_ADDR}/24 dev eth0",
+                                           "route add default via 10.0.2.2 dev eth0"]
     assert out["sshd.args"].split() == ["-f", str(tmp_path / "ssh" / "sshd_config"),
                                         "-E", str(tmp_path / "kmsg")]
     assert (private / "root").is_dir() and not any((private / "root").iterdir())
@@ -284,6 +297,9 @@ def test_guest_command_bind_mounts_copies_over_a_read_only_etc(tmp_path: Path) -
                                               f"--bind {private}/shadow {tmp_path}/etc/shadow"]
     assert out["private/passwd"].startswith(f"root:x:0:0:root:{private}/root:/bin/sh\n")
     assert out["private/shadow"] == "root:*:::::::\n"
+    # the copy of shadow is root's alone; passwd's is for everyone
+    assert ((private / "shadow").stat().st_mode & 0o777) == 0o600
+    assert ((private / "passwd").stat().st_mode & 0o777) == 0o644
 
 
 def test_guest_command_leaves_files_without_a_root_entry_alone(tmp_path: Path) -> None:
@@ -292,8 +308,9 @@ def test_guest_command_leaves_files_without_a_root_entry_alone(tmp_path: Path) -
     assert out["stdout"] == vm.GUEST_READY + "\n"
 
 
-@pytest.mark.parametrize("what, kwargs", [("network", {"ip_ok": False}),
-                                          ("sshd exited with status 3", {"sshd_status": 3})])
+@pytest.mark.parametrize("what, kwargs", [
+    ("network", {"ip_ok": False}), ("sshd exited with status 3", {"sshd_status": 3}),
+    ("sshd did not start listening", {"sshd_listens": False})])
 def test_guest_command_reports_a_failed_step(tmp_path: Path, what: str, kwargs: dict) -> None:  # type: ignore[type-arg]
     out = _run_guest_command(tmp_path, PASSWD, **kwargs)
     assert out["stdout"] == out["kmsg"]
@@ -345,3 +362,5 @@ def test_guest_init_uses_the_harness_paths() -> None:
     assert f"d=${{RH_PRIVATE:-{vm.GUEST_PRIVATE}}}" in text
     assert f"addr add {vm.GUEST_ADDR}/24 dev eth0" in text
     assert f"{vm.GUEST_ADDR}:22" in vm.net_qemu_opts(1)
+    assert f"pidfile=${{4:-{vm.GUEST_SSHD_PID}}}" in text
+    assert vm.GUEST_SSHD_PID.startswith(vm.GUEST_PRIVATE + "/")

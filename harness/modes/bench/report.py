@@ -118,8 +118,8 @@ def _edit_bound(edit: dict[str, Any]) -> str:
 
 
 def _first_command_goal(boots: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """SSH ready -> first command done: a new SSH session (sshd, PAM, root's login
-    shell) opening the persistent shell and running its first command."""
+    """SSH ready -> first command done: a new SSH session (sshd, root's login shell)
+    opening the persistent shell and running its first command."""
     vals = [round(b["boot_to_shell_s"] - b["boot_to_ssh_s"], 2) for b in boots
             if b.get("boot_to_shell_s") is not None and b.get("boot_to_ssh_s") is not None]
     if not vals:
@@ -129,7 +129,7 @@ def _first_command_goal(boots: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [{"goal": "SSH ready -> first command done",
              "target": f"<= {GOAL_FIRST_COMMAND_S} s", "value": round(med, 2), "unit": "s",
              "met": met, "samples": vals,
-             "bound": "" if met else "sshd's session set-up, PAM and the login shell's "
+             "bound": "" if met else "sshd's session set-up and the login shell's "
                                      "fork/exec under emulation (no start-up file is read)"}]
 
 
