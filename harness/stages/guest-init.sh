@@ -25,7 +25,8 @@
 # On failure it prints "FAILED_LINE: why" (READY_LINE with -FAILED) and still waits
 # out its budget, so the harness reports the cause instead of a timeout.
 # Paths can be moved for the unit tests: RH_PRIVATE, RH_ETC, RH_KMSG, RH_SSH_SCRATCH,
-# RH_SSHD, RH_SSHD_DIR.  RH_PID_TRIES: how many 20 ms waits for the pid file.
+# RH_SSHD, RH_SSHD_DIR.  RH_PID_TRIES: how many 20 ms waits for the pid file (1500: a
+# debug kernel under TCG starts sshd slowly, and each wait is a program).
 
 ready=$1
 budget=$2
@@ -109,7 +110,7 @@ fi
 
 [ -x "$sshd" ] || fail "no $sshd in the guest (the host's; install openssh-server)"
 "$sshd" -f "$config" -E "$kmsg" || fail "sshd exited with status $?"
-tries=${RH_PID_TRIES:-250}
+tries=${RH_PID_TRIES:-1500}
 while [ ! -s "$pidfile" ]; do
 	tries=$((tries - 1))
 	[ "$tries" -gt 0 ] || fail "sshd did not start listening (its log: the kernel log)"
