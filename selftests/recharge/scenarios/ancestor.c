@@ -21,7 +21,15 @@
  * (ancestor_read: the deferred path) or has it mapped (ancestor_map: the
  * offline worker).  A move between siblings does not change P's usage, so
  * it must not be refused: B owns the whole file afterwards.  Charging B
- * before uncharging A counts each page twice at P, which has no room for that.
+ * before uncharging A counts each folio twice at P, which has no room for that.
+ *
+ * How much room: ancestor_map leaves P none.  ancestor_read puts A's file in
+ * 2 MB folios (a tmpfs mounted huge=always) and leaves P 1 MB: B's reader
+ * allocates a little as it goes (kernel memory, charged to B), and with no
+ * room at all, that made P reclaim and swap some of A's file out -- into P,
+ * where nothing moves it (seen on a debug kernel under load) -- while a
+ * double charge of 2 MB still finds no room.  Without huge pages it falls
+ * back to 4 KB pages and no room.
  */
 static int ancestor_case(bool mapped)
 {
@@ -29,20 +37,31 @@ static int ancestor_case(bool mapped)
 	char *parent = NULL, *a = NULL, *b = NULL, *s = NULL, path[PATH_MAX];
 	struct agent as = { .pid = -1 }, ab = { .pid = -1 };
 	struct rh_counters before, d;
-	long len = RH_MB(16), slot, cur, t0;
+	long len = RH_MB(16), slot, cur, t0, room = 0, thp;
 	int ret = RH_FAIL, passes = 0, still;
+	const char *dir = shmem_dir, *huge = NULL;
 
 	if (!shmem_dir[0])
 		return rh_skip("no tmpfs for shmem");
+	if (!mapped)
+		huge = private_tmpfs("anc", "size=64m,huge=always");
+	if (huge)
+		dir = huge;
 	parent = mkparent(tag);
 	a = parent ? mkchild(parent, "A") : NULL;
 	b = parent ? mkchild(parent, "B") : NULL;
 	s = parent ? mkchild(parent, "S") : NULL;
 	if (!a || !b || !s)
 		goto out;
-	snprintf(path, sizeof(path), "%s/rh_anc_%d", shmem_dir, getpid());
+	snprintf(path, sizeof(path), "%s/rh_anc_%d", dir, getpid());
 	if (populate(a, path, len, false, false))
 		goto out;
+	thp = huge ? cg_stat(a, "shmem_thp") : 0;
+	if (huge && thp >= len)
+		room = RH_MB(1);
+	else if (!mapped)
+		ktap_diag("%s: %ld KB of A's file in huge pages: 4 KB pages, no room at P",
+			  tag, thp >> 10);
 	if (agent_start(&as, s))
 		goto out;
 	slot = agent_do(&as, AG_ANON, NULL, 0, RH_MB(8), 0);
@@ -59,17 +78,17 @@ static int ancestor_case(bool mapped)
 	if (!mapped && agent_do(&ab, AG_READ, path, 0, RH_PAGE, 0) != RH_PAGE)
 		goto out;
 	/*
-	 * No headroom at all: a move that charges B before uncharging A
+	 * Less room than a folio: a move that charges B before uncharging A
 	 * needs P to hold one more folio for a moment, which a limit with
-	 * any room left would allow, one folio at a time.
+	 * that much room left would allow, one folio at a time.
 	 */
 	cur = cg_read_long(parent, "memory.current");
-	if (cur < 0 || cg_write_long(parent, "memory.max", cur)) {
+	if (cur < 0 || cg_write_long(parent, "memory.max", cur + room)) {
 		ret = rh_fail("cannot set the parent's memory.max");
 		goto out;
 	}
-	ktap_diag("%s: P at %ld KB = memory.max; A's file %ld KB", tag,
-		  cur >> 10, len >> 10);
+	ktap_diag("%s: P at %ld KB, memory.max %ld KB above; A's file %ld KB, %ld KB of it in huge pages",
+		  tag, cur >> 10, room >> 10, len >> 10, thp >> 10);
 	if (cg_stat(parent, "shmem") < len) {
 		ret = rh_fail("precondition: setting P's limit reclaimed A's file (%ld KB left)",
 			      cg_stat(parent, "shmem") >> 10);
@@ -94,7 +113,7 @@ static int ancestor_case(bool mapped)
 			break;
 		sleep_ms(5);
 	}
-	if (cur < 0 || cg_write_long(parent, "memory.max", cur)) {
+	if (cur < 0 || cg_write_long(parent, "memory.max", cur + room)) {
 		ret = rh_fail("cannot set the parent's memory.max again");
 		goto out;
 	}
